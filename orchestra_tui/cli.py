@@ -1,0 +1,279 @@
+"""`orchestra-tui` — with no subcommand it opens the app; the subcommands are headless siblings over the
+same engine. Bad input gets one line on stderr naming the flag, file or key, and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestra_tui import __version__
+from orchestra_tui.core.prompts import DEFAULT_VARIANT, VARIANTS
+
+
+class UsageError(Exception):
+    pass
+
+
+def _policy_backend(args: argparse.Namespace) -> dict[str, Any] | None:
+    if getattr(args, "base_url", None):
+        if not args.model_name:
+            raise UsageError("--base-url needs --model-name (the model name the server serves)")
+        spec: dict[str, Any] = {"kind": "openai", "base_url": args.base_url, "model": args.model_name}
+        if args.api_key_env:
+            spec["api_key_env"] = args.api_key_env
+        return spec
+    if getattr(args, "model", None):
+        path = Path(args.model).expanduser()
+        if not path.is_file():
+            raise UsageError(f"--model: no GGUF file at {path}")
+        return {"kind": "llamacpp", "model_path": str(path)}
+    return None
+
+
+def _session_options(args: argparse.Namespace) -> Any:
+    from orchestra_tui.core.session import SessionOptions
+
+    if args.max_rounds < 1:
+        raise UsageError("--max-rounds must be at least 1")
+    return SessionOptions(
+        catalog=args.catalog,
+        variant=args.variant,
+        max_rounds=args.max_rounds,
+        policy_backend=_policy_backend(args),
+        trajectory=Path(args.trajectory) if args.trajectory else None,
+    )
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", default="embedded", help="a shipped catalog name or a catalog TOML file")
+    p.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT, help="orchestra prompt wording")
+    p.add_argument("--max-rounds", type=int, default=50)
+    p.add_argument("--model", help="a GGUF file to play the policy in-process (llama.cpp)")
+    p.add_argument("--base-url", help="an OpenAI-compatible server for the policy (vLLM, llama.cpp server)")
+    p.add_argument("--model-name", help="the model name to request from --base-url")
+    p.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
+    p.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
+
+
+# --- run ---------------------------------------------------------------------------------------------
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from orchestra_tui.console import Printer
+    from orchestra_tui.core.events import EpisodeEnded, ToolCallStarted
+    from orchestra_tui.core.session import Session
+
+    session = Session(_session_options(args))
+    session.listeners.append(Printer(sys.stderr))
+    ended: EpisodeEnded | None = None
+    calls: list[dict[str, str]] = []
+    try:
+        async for event in session.ask(args.question):
+            if isinstance(event, ToolCallStarted):
+                calls.append({"tool": event.tool, "alias": event.alias, "model": event.model})
+            elif isinstance(event, EpisodeEnded):
+                ended = event
+    finally:
+        path = session.trajectory_path
+        await session.aclose()
+    if ended is None:
+        return 1
+    if args.json:
+        print(json.dumps({
+            "answer": ended.answer,
+            "status": ended.status,
+            "trajectory": str(path) if path else None,
+            "rounds": ended.rounds,
+            "tool_calls": calls,
+            "cost_usd": ended.cost_usd,
+            "latency_s": round(ended.latency_s, 3),
+        }))
+    else:
+        print(ended.answer if ended.answer is not None else f"(no answer: {ended.status})")
+        if path:
+            print(f"trajectory: {path}", file=sys.stderr)
+    return 0 if ended.status in ("answered", "no_answer") else 1
+
+
+# --- prompt ------------------------------------------------------------------------------------------
+
+
+def _read_json_list(path: str, flag: str) -> list[Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{flag}: {path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, list):
+        raise UsageError(f"{flag}: {path} must hold a JSON list")
+    return data
+
+
+def _tokenizer(spec: str | None) -> Any:
+    from orchestra_tui.backends.llamacpp import LlamaCppTokenizer
+
+    if spec is None:
+        from orchestra_tui.backends.embedded import smollm2_gguf_path
+
+        return LlamaCppTokenizer.from_gguf(smollm2_gguf_path())
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return LlamaCppTokenizer.from_gguf(path)
+    if path.is_dir():
+        from orchestra_tui.backends.hf_tokenizer import HFTokenizer
+
+        return HFTokenizer(path)
+    raise UsageError(f"--tokenizer: {spec} is neither a GGUF file nor a tokenizer folder")
+
+
+async def _prompt(args: argparse.Namespace) -> int:
+    from orchestra_tui.core import prompts
+    from orchestra_tui.core.context import Evidence, PolicyLimits, policy_context
+    from orchestra_tui.core.toolset import load_tools, offered_tools
+
+    evidence = Evidence()
+    if args.docs:
+        for i, doc in enumerate(_read_json_list(args.docs, "--docs")):
+            if not isinstance(doc, str):
+                raise UsageError(f"--docs: item {i} is not a string")
+            evidence.documents.append(doc)
+    if args.code:
+        for i, item in enumerate(_read_json_list(args.code, "--code")):
+            if not (isinstance(item, dict) and isinstance(item.get("code"), str) and isinstance(item.get("output"), str)):
+                raise UsageError(f'--code: item {i} must be an object with string "code" and "output"')
+            evidence.add_code(item["code"], item["output"])
+    tokenizer = _tokenizer(args.tokenizer)
+    context = await policy_context(tokenizer, args.problem, evidence, args.variant, PolicyLimits.for_variant(args.variant))
+    tools = offered_tools(load_tools(), have_documents=bool(evidence.documents), one_search=args.variant == "frames")
+    messages = prompts.orchestrator_messages(args.problem, context.text, args.variant)
+    print(json.dumps({"messages": messages, "tools": tools}, ensure_ascii=False, indent=2))
+    return 0
+
+
+# --- index, replay, paths, catalog -------------------------------------------------------------------
+
+
+def _index_build(args: argparse.Namespace) -> int:
+    from orchestra_tui.paths import cache_dir
+    from orchestra_tui.services.retrieval import build_index_from_folder
+
+    src = Path(args.path).expanduser()
+    if not src.is_dir():
+        raise UsageError(f"index build: {src} is not a folder")
+    out = Path(args.out).expanduser() if args.out else cache_dir() / "indexes" / src.resolve().name
+    summary = build_index_from_folder(src, out, embedder_spec=args.embedder, progress=True)
+    print(json.dumps({"index": str(out), **{k: v for k, v in dict(summary).items() if k != "index"}}, default=str))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from orchestra_tui.console import Printer
+    from orchestra_tui.core.trajectory import load_trajectory
+
+    trajectory = load_trajectory(args.file)
+    if args.print:
+        printer = Printer(sys.stdout)
+        for event in trajectory.events:
+            printer(event)
+        if trajectory.torn_tail:
+            print("(the last line was incomplete: the run was killed while writing it)")
+        return 0
+    from orchestra_tui.tui import run_app
+
+    return run_app(None, replay_events=trajectory.events, header=trajectory.header)
+
+
+def _paths(_: argparse.Namespace) -> int:
+    from orchestra_tui import paths
+
+    for name in ("config_dir", "state_dir", "cache_dir", "trajectories_dir"):
+        print(f"{name.removesuffix('_dir')}: {getattr(paths, name)()}")
+    return 0
+
+
+def _catalog_show(args: argparse.Namespace) -> int:
+    from orchestra_tui.core.catalog import load_catalog
+
+    catalog = load_catalog(args.catalog)
+    print(f"catalog {catalog.name} ({catalog.path.name}): {catalog.description}")
+    print(f"policy: {catalog.policy.backend} → {catalog.policy.model}")
+    for tool, aliases in catalog.aliases().items():
+        for alias in aliases:
+            spec = catalog.experts[alias]
+            print(f"{tool:18} {alias:14} {spec.backend} → {spec.model}")
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    from orchestra_tui.core.session import Session
+    from orchestra_tui.tui import run_app
+
+    return run_app(Session(_session_options(args)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestra-tui", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"orchestra-tui {__version__}")
+    _add_engine_flags(parser)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="answer one question headless")
+    run.add_argument("question")
+    run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_engine_flags(run)
+    run.set_defaults(handler=_run, is_async=True)
+
+    prompt = sub.add_parser("prompt", help="print the exact messages and tools the orchestrator would receive")
+    prompt.add_argument("--problem", required=True)
+    prompt.add_argument("--docs", help="a JSON file: a list of document strings")
+    prompt.add_argument("--code", help='a JSON file: a list of {"code", "output"} objects')
+    prompt.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT)
+    prompt.add_argument("--tokenizer", help="a GGUF file or tokenizer folder (default: the embedded model's)")
+    prompt.set_defaults(handler=_prompt, is_async=True)
+
+    index = sub.add_parser("index", help="local retrieval indexes")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    build = index_sub.add_parser("build", help="index a folder of text and markdown")
+    build.add_argument("path")
+    build.add_argument("--out", help="index folder (default: under the cache folder)")
+    build.add_argument("--embedder", default="minilm", help="embedder preset (default: minilm)")
+    build.set_defaults(handler=_index_build, is_async=False)
+
+    replay = sub.add_parser("replay", help="replay a saved trajectory")
+    replay.add_argument("file")
+    replay.add_argument("--print", action="store_true", help="print a text account instead of opening the app")
+    replay.set_defaults(handler=_replay, is_async=False)
+
+    paths = sub.add_parser("paths", help="where config, trajectories and caches live")
+    paths.set_defaults(handler=_paths, is_async=False)
+
+    catalog = sub.add_parser("catalog", help="tool catalogs")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    show = catalog_sub.add_parser("show", help="which backend and model play each alias")
+    show.add_argument("--catalog", default="embedded")
+    show.set_defaults(handler=_catalog_show, is_async=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from orchestra_tui.core.catalog import CatalogError
+    from orchestra_tui.core.ledger import PriceError
+    from orchestra_tui.core.trajectory import TrajectoryError
+
+    args = build_parser().parse_args(argv)
+    handler = getattr(args, "handler", _app)
+    try:
+        if getattr(args, "is_async", False):
+            return asyncio.run(handler(args))
+        return handler(args)
+    except (UsageError, CatalogError, PriceError, TrajectoryError, FileNotFoundError) as exc:
+        print(f"orchestra-tui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("orchestra-tui: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,232 @@
+"""Typed events: the only output of the engine.
+
+Every consumer — the TUI, the trajectory writer, the headless printer, the eval runner, the tests — sees
+the same stream. Each event is a frozen dataclass with a `type` tag; `to_dict`/`from_dict` give the JSON
+form written to trajectories, so a replay rebuilds the very objects the live run produced.
+
+Events marked `transient` (streamed text deltas) are not persisted: the full text arrives in the event
+that closes the stream, and replay re-streams it from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    type: ClassVar[str] = "event"
+    transient: ClassVar[bool] = False
+    ts: float = field(default_factory=_now)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.type] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": self.type}
+        data.update(dataclasses.asdict(self))
+        return data
+
+
+class UnknownEvent(ValueError):
+    pass
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its JSON form; unknown fields are ignored (forward-compatible minor versions)."""
+    kind = data.get("type")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise UnknownEvent(f"unknown event type {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# --- episode ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeStarted(Event):
+    type: ClassVar[str] = "episode_started"
+    episode_id: str
+    question: str
+    problem: str  # what the policy sees after "Problem: " (question plus any follow-up history)
+    variant: str
+    max_rounds: int
+    profile: str
+    policy: dict[str, Any]  # backend kind and model of the policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeEnded(Event):
+    type: ClassVar[str] = "episode_ended"
+    status: str  # answered | no_answer | cancelled | error | budget
+    answer: str | None
+    rounds: int
+    cost_usd: str | None  # Decimal as string; None when any call was unpriced
+    latency_s: float
+    error: str | None = None
+
+
+# --- rounds and the policy -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundStarted(Event):
+    type: ClassVar[str] = "round_started"
+    round: int  # 1-based
+    messages: list[dict[str, Any]]  # exactly what the policy receives
+    tools: list[dict[str, Any]]  # exactly the tool list the policy receives
+    context_tokens: int  # tokens of the context block before truncation
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyDelta(Event):
+    type: ClassVar[str] = "policy_delta"
+    transient: ClassVar[bool] = True
+    round: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyOutput(Event):
+    type: ClassVar[str] = "policy_output"
+    round: int
+    content: str  # raw message content (holds the <think> text on a hermes server)
+    reasoning: str  # the thinking, split out of content or from reasoning_content
+    tool_calls: list[dict[str, Any]]  # as produced: [{"name", "arguments"(str)}]
+    usage: dict[str, Any]
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundRejected(Event):
+    """The round's output held no runnable call: recorded, never hidden. The round is consumed."""
+
+    type: ClassVar[str] = "round_rejected"
+    round: int
+    reason: str  # empty | invalid | refused | error
+    detail: str
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- tool calls ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallStarted(Event):
+    type: ClassVar[str] = "tool_call_started"
+    round: int
+    call_id: str
+    tool: str
+    alias: str
+    model: str
+    arguments: dict[str, Any]
+    ignored: list[dict[str, Any]] = field(default_factory=list)  # other calls of the round, not run
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpertDelta(Event):
+    type: ClassVar[str] = "expert_delta"
+    transient: ClassVar[bool] = True
+    call_id: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpertOutput(Event):
+    type: ClassVar[str] = "expert_output"
+    call_id: str
+    messages: list[dict[str, Any]]  # what the expert received
+    content: str
+    usage: dict[str, Any]
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchQuery(Event):
+    type: ClassVar[str] = "search_query"
+    call_id: str
+    query: str
+    source: str  # expert | problem (expert failed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentsRetrieved(Event):
+    type: ClassVar[str] = "documents_retrieved"
+    call_id: str
+    retriever: str
+    results: list[dict[str, Any]]  # [{"id", "score", "content"}] best first
+    added: int  # how many were new to the episode's document list
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeExecuted(Event):
+    type: ClassVar[str] = "code_executed"
+    call_id: str
+    code: str
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timed_out: bool
+    seconds: float
+    runner: str  # which runner ran it (subprocess, bubblewrap, ...)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallFinished(Event):
+    type: ClassVar[str] = "tool_call_finished"
+    call_id: str
+    status: str  # ok | empty | error
+    summary: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinalAnswer(Event):
+    type: ClassVar[str] = "final_answer"
+    call_id: str
+    alias: str
+    model: str
+    answer: str | None
+    extracted_by: str  # boxed | answer_tag | fallback | none
+
+
+# --- money and notices -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Charged(Event):
+    """One ledger entry: every external call is charged, priced or explicitly unpriced."""
+
+    type: ClassVar[str] = "charged"
+    call_id: str
+    round: int
+    kind: str  # policy | expert | retrieval | code | web
+    alias: str | None
+    model: str
+    input_tokens: int
+    output_tokens: int
+    seconds: float
+    cost_usd: str | None  # None = unpriced
+    price_source: str
+    profile: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(Event):
+    type: ClassVar[str] = "notice"
+    level: str  # info | warning | error
+    message: str

@@ -1,0 +1,381 @@
+"""The orchestra-tui app: a chat over a live engine, or a replay of a recorded trajectory, in the same panes.
+
+Live, each question runs one episode in an async worker on the app's loop. The worker only folds events into
+the SessionView (through the EventHandler); widgets are touched in the handler's flush, which runs on a
+short timer so streamed text is painted in batches. Replay folds a prefix of the recorded events through
+the same handler. The engine is reached only through `EpisodeSource`; optional abilities (profiles,
+unavailable aliases, a budget) are used when the source has them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.system_commands import SystemCommand
+from textual.widgets import Footer, Input
+from textual.worker import Worker, WorkerState
+
+from orchestra_tui.core.events import EpisodeEnded, EpisodeStarted, Event, Notice
+from orchestra_tui.core.session import EpisodeSource
+from orchestra_tui.tui.commands import ProfileCommands, app_commands
+from orchestra_tui.tui.event_handler import EventHandler, policy_label
+from orchestra_tui.tui.format import parse_usd
+from orchestra_tui.tui.replay import ReplayCursor
+from orchestra_tui.tui.screens.help import HelpScreen
+from orchestra_tui.tui.screens.profile_picker import ProfilePicker
+from orchestra_tui.tui.state import SessionView
+from orchestra_tui.tui.widgets.cost_meter import CostMeter
+from orchestra_tui.tui.widgets.header import SessionHeader
+from orchestra_tui.tui.widgets.reasoning import ReasoningPane
+from orchestra_tui.tui.widgets.timeline import Timeline
+from orchestra_tui.tui.widgets.tool_calls import ToolCallPane
+from orchestra_tui.tui.widgets.transcript import Transcript
+
+# Streamed text is painted at most this often; fast enough to read as live, slow enough to stay cheap.
+FLUSH_INTERVAL_S = 1 / 30
+NARROW_WIDTH = 100
+SHORT_HEIGHT = 34
+PANE_IDS = ("transcript", "reasoning", "tool-calls")
+REPLAY_ACTIONS = {"play_pause", "step", "round_step", "seek_edge", "speed", "jump_round"}
+
+
+class OrchestraApp(App[int]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "orchestra-tui"
+    COMMANDS = App.COMMANDS | {ProfileCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="help"),
+        Binding("escape", "cancel_episode", "Cancel", id="cancel"),
+        Binding("f2", "pick_profile", "Profile", id="profile"),
+        Binding("f3", "zoom", "Zoom", id="zoom"),
+        Binding("f4", "toggle_breakdown", "Costs", id="costs"),
+        # Replay keys are priority bindings so a focused scroll pane does not take the arrows;
+        # check_action switches them off outside replay, where the keys fall through to the input.
+        Binding("space", "play_pause", "Play/Pause", priority=True, id="replay.play"),
+        Binding("left", "step(-1)", "Back", priority=True, id="replay.back"),
+        Binding("right", "step(1)", "Step", priority=True, id="replay.step"),
+        Binding("left_square_bracket", "round_step(-1)", "Prev round", priority=True, id="replay.prev_round"),
+        Binding("right_square_bracket", "round_step(1)", "Next round", priority=True, id="replay.next_round"),
+        Binding("home", "seek_edge(0)", "First", show=False, priority=True, id="replay.first"),
+        Binding("end", "seek_edge(1)", "Last", show=False, priority=True, id="replay.last"),
+        Binding("minus", "speed(-1)", "Slower", show=False, priority=True, id="replay.slower"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, priority=True, id="replay.faster"),
+        *[Binding(str(n), f"jump_round({n})", show=False, priority=True, id=f"replay.round{n}") for n in range(1, 10)],
+    ]
+
+    def __init__(
+        self,
+        source: EpisodeSource | None = None,
+        replay_events: list[Event] | None = None,
+        header: dict[str, Any] | None = None,
+        *,
+        cursor_blink: bool = True,
+        theme: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.header_info = dict(header or {})
+        self.replay = ReplayCursor(replay_events) if replay_events is not None else None
+        self.cursor_blink = cursor_blink
+        # Hook for the profile editor screen (sliders per alias, cost/latency/quality, budgets, hard rules).
+        self.profile_editor: Callable[[], Screen] | None = None
+        self._initial = self._initial_view()
+        mode = "replay" if self.replay is not None else "live"
+        self.handler = EventHandler(schedule=self._schedule_flush if mode == "live" else None, mode=mode)
+        self.handler.reset(**self._initial)
+        self._play_timer = None
+        self._cancel_presses = 0
+        self._asked_at = 0.0
+        if theme:
+            self.theme = theme
+
+    # --- layout --------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield SessionHeader(id="header")
+        with Horizontal(id="body"):
+            yield Transcript(id="transcript", classes="pane")
+            with Vertical(id="inspector"):
+                yield ReasoningPane(id="reasoning", classes="pane")
+                yield ToolCallPane(id="tool-calls", classes="pane")
+                yield CostMeter(id="cost", classes="pane")
+        if self.replay is not None:
+            yield Timeline(self.replay, id="timeline")
+        else:
+            yield Input(placeholder="Ask a question — Enter sends, Esc cancels, F1 help", id="ask")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        titles = {"transcript": "Transcript", "reasoning": "Reasoning", "tool-calls": "Tool calls", "cost": "Cost"}
+        for pane_id, title in titles.items():
+            self.query_one(f"#{pane_id}").border_title = title
+        self.handler.panes = [
+            self.query_one(SessionHeader),
+            self.query_one(Transcript),
+            self.query_one(ReasoningPane),
+            self.query_one(ToolCallPane),
+            self.query_one(CostMeter),
+        ]
+        self._fit_to_size()
+        self.screen.set_class(self.size.height >= SHORT_HEIGHT, "-breakdown")
+        if self.replay is not None:
+            self.replay_seek(0)
+            return
+        ask = self.query_one("#ask", Input)
+        ask.cursor_blink = self.cursor_blink
+        ask.focus()
+        self._announce_unavailable()
+        if self.source is None:
+            self.handler.handle(Notice(level="warning", message="No engine is attached: questions cannot be asked."))
+        self.handler.flush()
+
+    def on_resize(self) -> None:
+        self._fit_to_size()
+
+    def _fit_to_size(self) -> None:
+        self.screen.set_class(self.size.width < NARROW_WIDTH, "-narrow")
+
+    def _initial_view(self) -> dict[str, Any]:
+        """What the header and meter show before any event: from the source live, the header in replay."""
+        info, source = self.header_info, self.source
+        profile = info.get("profile") if self.replay is not None else getattr(source, "profile_name", None)
+        policy = info.get("policy") if self.replay is not None else getattr(source, "policy_label", None)
+        budget = info.get("budget_usd", getattr(source, "budget_usd", None))
+        return {"profile": profile or None, "policy": policy_label(policy), "budget": parse_usd(budget)}
+
+    def _announce_unavailable(self) -> None:
+        """Aliases that cannot run (a missing key, a server that is down) are said once, grouped by reason."""
+        unavailable = getattr(self.source, "unavailable", None)
+        if not callable(unavailable):
+            return
+        by_reason: dict[str, list[str]] = {}
+        for alias, reason in unavailable():
+            by_reason.setdefault(reason, []).append(alias)
+        for reason, aliases in by_reason.items():
+            self.handler.handle(Notice(level="warning", message=f"unavailable ({reason}): {', '.join(aliases)}"))
+
+    # --- painting ------------------------------------------------------------------------------------
+
+    def _schedule_flush(self, flush: Callable[[], None]) -> None:
+        self.set_timer(FLUSH_INTERVAL_S, lambda: self._flush(flush))
+
+    def _flush(self, flush: Callable[[], None] | None = None) -> None:
+        state = self.handler.state
+        # Live, the source is the authority on its profile: a switch lands there at a round boundary.
+        name = getattr(self.source, "profile_name", None)
+        if state.mode == "live" and name and name != state.profile:
+            state.profile = name
+            state.version += 1
+        (flush or self.handler.flush)()
+
+    @property
+    def state(self) -> SessionView:
+        return self.handler.state
+
+    # --- live chat -----------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#ask")
+    def ask(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        if self.source is None:
+            self.notify("No engine is attached.", severity="error")
+            return
+        if self.state.running:
+            self.notify("An episode is running; Esc cancels it.", severity="warning")
+            return
+        event.input.clear()
+        self._cancel_presses = 0
+        self._asked_at = time.monotonic()
+        self.handler.ask(question)
+        self.run_episode(question)
+        self.refresh_bindings()
+
+    @work(group="episode", exclusive=True, exit_on_error=False)
+    async def run_episode(self, question: str) -> None:
+        assert self.source is not None
+        async for event in self.source.ask(question):
+            self.handler.handle(event)
+
+    @on(Worker.StateChanged)
+    def _episode_state(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "episode" or event.state not in (
+            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+        ):
+            return
+        state = self.state
+        if event.state == WorkerState.ERROR:
+            self.handler.handle(Notice(level="error", message=f"engine error: {event.worker.error!r}"))
+        if state.running:
+            # The engine stopped without saying how (an error, or a hard stop on a second Esc).
+            status = "cancelled" if event.state == WorkerState.CANCELLED or state.status == "cancelling" else "error"
+            if state.episode == 0 or (state.entries and state.entries[-1].pending):
+                self.handler.handle(EpisodeStarted(
+                    episode_id="", question=state.entries[-1].text if state.entries else "", problem="",
+                    variant="", max_rounds=0, profile=state.profile or "", policy={}))
+            rounds = state.current_round[1] if state.current_round else 0
+            self.handler.handle(EpisodeEnded(status=status, answer=None, rounds=rounds, cost_usd=None,
+                                             latency_s=time.monotonic() - self._asked_at))
+        self._flush()
+        self.refresh_bindings()
+
+    def action_cancel_episode(self) -> None:
+        if not self.state.running:
+            return
+        self._cancel_presses += 1
+        if self._cancel_presses == 1 and self.source is not None:
+            self.source.cancel()
+            self.state.status = "cancelling"
+            self.state.version += 1
+            self.handler.request_flush()
+        else:
+            self.workers.cancel_group(self, "episode")
+
+    # --- profiles ------------------------------------------------------------------------------------
+
+    def profile_names(self) -> list[str]:
+        names = getattr(self.source, "profile_names", None)
+        if self.replay is not None or not callable(names) or not callable(getattr(self.source, "switch_profile", None)):
+            return []
+        return list(names())
+
+    def switch_profile(self, name: str) -> None:
+        switch = getattr(self.source, "switch_profile", None)
+        if not callable(switch):
+            self.notify("This engine cannot switch profiles.", severity="warning")
+            return
+        try:
+            switch(name)
+        except Exception as error:  # a bad profile must not take the app down
+            self.notify(f"Cannot switch to {name}: {error}", severity="error")
+            return
+        self.state.pending_profile = name
+        self.state.version += 1
+        self._flush()
+
+    def action_pick_profile(self) -> None:
+        names = self.profile_names()
+        if names:
+            picker = ProfilePicker(names, self.state.profile, self.state.running)
+            self.push_screen(picker, lambda name: self.switch_profile(name) if name else None)
+
+    def action_edit_profiles(self) -> None:
+        if self.profile_editor is not None:
+            self.push_screen(self.profile_editor())
+
+    # --- conventions ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in REPLAY_ACTIONS:
+            return self.replay is not None and len(self.screen_stack) == 1
+        if action == "cancel_episode":
+            return self.state.running
+        if action == "pick_profile":
+            return bool(self.profile_names())
+        return True
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        yield from app_commands(self)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(replay=self.replay is not None))
+
+    def action_toggle_breakdown(self) -> None:
+        self.screen.toggle_class("-breakdown")
+
+    def action_zoom(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            return
+        pane = self.query_one("#transcript")
+        for node in (self.focused, *(self.focused.ancestors if self.focused else ())):
+            if getattr(node, "id", None) in PANE_IDS:
+                pane = node
+                break
+        self.screen.maximize(pane, container=False)
+
+    # --- replay --------------------------------------------------------------------------------------
+
+    def replay_seek(self, position: int) -> None:
+        """Show the state as of `position` events. One step forward folds one event; any other move
+        re-folds from the start, which is exact by construction."""
+        cursor = self.replay
+        if cursor is None:
+            return
+        before = cursor.position
+        after = cursor.seek(position)
+        if after == before + 1 and after > 0:
+            self.handler.handle(cursor.events[before])
+        elif after != before or position == 0:
+            self.handler.reset(**self._initial)
+            self.handler.handle_all(cursor.events[:after])
+        self.handler.flush()
+        self.query_one(Timeline).refresh()
+        self.refresh_bindings()
+
+    def replay_chapter(self, index: int) -> None:
+        if self.replay is not None:
+            self.replay_seek(self.replay.to_chapter(index) if False else self.replay.chapter_start(self.replay.chapters[index]))
+
+    def action_step(self, delta: int) -> None:
+        self.replay_seek(self.replay.position + delta)  # type: ignore[union-attr]
+
+    def action_round_step(self, direction: int) -> None:
+        cursor = self.replay
+        assert cursor is not None
+        before = cursor.position
+        after = cursor.next_chapter(direction)
+        cursor.position = before  # replay_seek moves the cursor itself, so it can tell a step from a jump
+        self.replay_seek(after)
+
+    def action_jump_round(self, number: int) -> None:
+        cursor = self.replay
+        assert cursor is not None
+        chapter = next((c for c in cursor.chapters if c.round == number), None)
+        if chapter is not None:
+            self.replay_seek(cursor.chapter_start(chapter))
+
+    def action_seek_edge(self, end: int) -> None:
+        self.replay_seek(self.replay.total if end else 0)  # type: ignore[union-attr]
+
+    def action_speed(self, direction: int) -> None:
+        self.replay.change_speed(direction)  # type: ignore[union-attr]
+        self.query_one(Timeline).refresh()
+
+    def action_play_pause(self) -> None:
+        cursor = self.replay
+        assert cursor is not None
+        cursor.playing = not cursor.playing
+        if cursor.playing:
+            if cursor.at_end:
+                self.replay_seek(0)
+            self._play_timer = self.set_timer(cursor.delay_to_next(), self._play_tick)
+        elif self._play_timer is not None:
+            self._play_timer.stop()
+        self.query_one(Timeline).refresh()
+
+    def _play_tick(self) -> None:
+        cursor = self.replay
+        if cursor is None or not cursor.playing:
+            return
+        self.replay_seek(cursor.position + 1)
+        if cursor.at_end:
+            cursor.playing = False
+            self.query_one(Timeline).refresh()
+        else:
+            self._play_timer = self.set_timer(cursor.delay_to_next(), self._play_tick)
+
+    @on(Timeline.Seek)
+    def _timeline_seek(self, event: Timeline.Seek) -> None:
+        self.replay_seek(event.position)

@@ -1,0 +1,1 @@
+"""Screens pushed over the main view: help, the profile picker."""

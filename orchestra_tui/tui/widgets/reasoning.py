@@ -1,0 +1,125 @@
+"""The policy's thinking, one fold per round: the current round open and streaming, earlier ones folded."""
+
+from __future__ import annotations
+
+import json
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.markup import escape
+from textual.widgets import Collapsible, Static
+
+from orchestra_tui.tui import format as fmt
+from orchestra_tui.tui.state import RoundKey, RoundView, SessionView
+from orchestra_tui.tui.widgets.keyed import KeyedChildren
+
+EMPTY_HINT = "The policy's thinking streams here, folded per round."
+
+
+def round_title(view: RoundView, current: bool) -> str:
+    """Markup for the fold's title: which round, what it decided, what it cost."""
+    name = f"Q{view.episode} · round {view.number}" if view.episode > 1 else f"Round {view.number}"
+    parts = [f"[b]{name}[/b]"]
+    if view.rejected:
+        parts.append(f"[$warning]rejected: {escape(view.rejected[0])}[/]")
+    elif view.tool_calls:
+        call = view.tool_calls[0]
+        parts.append(f"→ {escape(_call_label(call))}")
+    elif not view.finished and current:
+        parts.append("[$text-muted]thinking…[/]")
+    stats = []
+    if view.context_tokens:
+        stats.append(f"{fmt.tokens(view.context_tokens)} ctx")
+    if view.tally.output_tokens:
+        stats.append(f"{fmt.tokens(view.tally.output_tokens)} out")
+    if view.seconds is not None:
+        stats.append(fmt.seconds(view.seconds))
+    if view.tally.calls:
+        stats.append(fmt.cost_label(view.tally.cost, view.tally.priced, view.tally.unpriced))
+    if stats:
+        parts.append(f"[$text-muted]{escape(' · '.join(stats))}[/]")
+    return "  ".join(parts)
+
+
+def _call_label(call: dict) -> str:
+    """`search(search-2)` from a produced call; arguments arrive as a JSON string or a dict."""
+    arguments = call.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            arguments = {}
+    model = arguments.get("model") if isinstance(arguments, dict) else None
+    return f"{call.get('name', '?')}({model})" if model else str(call.get("name", "?"))
+
+
+def round_body(view: RoundView) -> Content:
+    text = view.thinking.strip()
+    body = Content(text) if text else Content.styled("(no thinking text)", "$text-muted italic")
+    if view.rejected:
+        reason, detail = view.rejected
+        body = body.append("\n").append(Content.styled(f"⚠ rejected ({reason}): {detail}", "$warning"))
+    if len(view.tool_calls) > 1:
+        extra = ", ".join(_call_label(call) for call in view.tool_calls[1:])
+        body = body.append("\n").append(Content.styled(f"also proposed, not run: {extra}", "$text-muted"))
+    return body
+
+
+class RoundFold(Collapsible):
+    def __init__(self, view: RoundView, current: bool) -> None:
+        self.body = Static(round_body(view), classes="thinking")
+        super().__init__(self.body, title=round_title(view, current), collapsed=not current)
+        self.shown_version = view.version
+        self.shown_current = current
+        self.key = view.key
+
+    def show(self, view: RoundView, current: bool) -> None:
+        if view.version == self.shown_version and current == self.shown_current:
+            return
+        self.shown_version, self.shown_current = view.version, current
+        self.title = round_title(view, current)
+        self.body.update(round_body(view))
+
+
+class ReasoningPane(VerticalScroll):
+    ALLOW_MAXIMIZE = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._current: RoundKey | None = None
+        self._folds: KeyedChildren[RoundView, RoundFold] = KeyedChildren(
+            self,
+            key=lambda view: view.key,
+            make=lambda view: RoundFold(view, view.key == self._current),
+            update=lambda fold, view: fold.show(view, view.key == self._current),
+        )
+
+    def compose(self):
+        yield Static(EMPTY_HINT, classes="empty-hint")
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def show(self, state: SessionView) -> None:
+        rounds = list(state.rounds.values())
+        self.set_class(bool(rounds), "-has-content")
+        current = state.current_round or (rounds[-1].key if rounds else None)
+        previous, self._current = self._current, current
+        self._folds.sync(rounds)
+        if current != previous:
+            # A new round folds the last one away; folds the user opened by hand stay as they are.
+            if previous is not None and (fold := self._folds.get(previous)):
+                fold.collapsed = True
+            if current is not None and (fold := self._folds.get(current)):
+                fold.collapsed = False
+
+    def fold(self, number: int, episode: int | None = None) -> RoundFold | None:
+        """The fold of round `number` (of the latest episode unless one is named)."""
+        for key, fold in reversed(self._folds.views):
+            if key[1] == number and (episode is None or key[0] == episode):
+                return fold
+        return None
+
+    @property
+    def folds(self) -> list[RoundFold]:
+        return [fold for _, fold in self._folds.views]

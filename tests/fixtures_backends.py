@@ -1,0 +1,1 @@
+"""Fixtures for real backends (owned by the backends work)."""
