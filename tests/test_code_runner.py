@@ -46,7 +46,12 @@ async def test_unicode_output_survives():
 
 
 async def test_runs_in_a_fresh_folder_that_is_removed_afterwards():
-    code = "import os, pathlib\nprint(os.getcwd())\nprint(os.environ['HOME'])\npathlib.Path('made.txt').write_text('x')\n"
+    code = (
+        "import os, pathlib\n"
+        "print(os.getcwd())\n"
+        "print(os.environ['HOME'])\n"
+        "pathlib.Path('made.txt').write_text('x')\n"
+    )
     result = await SubprocessRunner().run(code)
     workdir, home = result.stdout.split()
     assert workdir == home
@@ -118,3 +123,21 @@ async def test_a_missing_interpreter_is_a_runner_error(tmp_path):
 
 def test_default_interpreter_is_ours():
     assert SubprocessRunner().python == sys.executable
+
+
+async def test_a_descendant_that_escapes_the_group_does_not_hang_the_runner(tmp_path, monkeypatch):
+    monkeypatch.setattr("orchestra_tui.services.code_runner.DRAIN_GRACE_S", 0.2)
+    pid_file = tmp_path / "escaped.pid"
+    # The escaped process inherits stdout and never closes it.
+    code = f"""
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+open({str(pid_file)!r}, "w").write(str(child.pid))
+print("done", flush=True)
+"""
+    try:
+        result = await SubprocessRunner().run(code, timeout_s=30)
+    finally:
+        escaped = int(pid_file.read_text())
+        os.kill(escaped, 9)
+    assert (result.stdout, result.exit_code, result.timed_out) == ("done\n", 0, False)

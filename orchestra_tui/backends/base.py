@@ -33,13 +33,18 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int | None = None  # prompt tokens served from a prefix cache, when known
+    # True when the server reported no usage and the counts were estimated with its tokenizer.
+    estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
         }
+        if self.estimated:
+            out["estimated"] = True
+        return out
 
 
 @dataclass(frozen=True)

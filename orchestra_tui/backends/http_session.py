@@ -43,13 +43,22 @@ _BODY_QUOTE_CHARS = 200
 _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
 
 
+class HttpBackendError(BackendError):
+    """A request failed; `status` is the HTTP status, or None when no answer came (connection, timeout)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class _Retryable(Exception):
     """A failure before the first byte that is worth another attempt."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.status = status
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -146,7 +155,9 @@ class HttpSession:
         the session's bound for this request (1 = no retry)."""
         retrying = AsyncRetrying(
             stop=stop_any(
-                stop_after_attempt(attempts or self.max_attempts), stop_after_delay(self.retry_budget), self._retry_after_too_long
+                stop_after_attempt(attempts or self.max_attempts),
+                stop_after_delay(self.retry_budget),
+                self._retry_after_too_long,
             ),
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
@@ -158,8 +169,8 @@ class HttpSession:
                     return await self._send_once(method, url, json=json, stream=stream, headers=headers)
         except _Retryable as exc:
             attempts = retrying.statistics.get("attempt_number", self.max_attempts)
-            raise BackendError(
-                f"{self.label}: {exc.reason} from {self.host} after {attempts} attempt(s)"
+            raise HttpBackendError(
+                f"{self.label}: {exc.reason} from {self.host} after {attempts} attempt(s)", exc.status
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
@@ -183,14 +194,14 @@ class HttpSession:
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             await response.aclose()
-            raise _Retryable(f"HTTP {status}", retry_after)
+            raise _Retryable(f"HTTP {status}", retry_after, status)
         try:
             body = (await response.aread()).decode("utf-8", errors="replace")
         except httpx.HTTPError:
             body = ""
         finally:
             await response.aclose()
-        raise BackendError(self._client_error_message(status, body))
+        raise HttpBackendError(self._client_error_message(status, body), status)
 
     def _client_error_message(self, status: int, body: str) -> str:
         message = f"{self.label}: HTTP {status} from {self.host}"

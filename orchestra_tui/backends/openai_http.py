@@ -94,13 +94,14 @@ class StreamAccumulator:
     def reasoning(self) -> str:
         return "".join(self._reasoning)
 
-    def tool_calls(self) -> list[ToolCall]:
+    def tool_calls(self, *, parse_content: bool = True) -> list[ToolCall]:
+        """The server's parsed calls; else, when `parse_content`, hermes blocks found in the content."""
         if self._calls:
             return [
                 ToolCall(name="".join(slot["name"]), arguments="".join(slot["arguments"]))
                 for _, slot in sorted(self._calls.items())
             ]
-        return parse_tool_calls(self.content)
+        return parse_tool_calls(self.content) if parse_content else []
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
@@ -125,8 +126,9 @@ class OpenAICompatBackend:
     vLLM ignores unknown fields, and with `param_style="openai"` nothing is sent since OpenAI rejects them.
 
     The server-side usage chunk is requested with `stream_options.include_usage`. A server that never
-    sends one (llama-cpp-python's server, for instance) gets token counts from its tokenizer: the
-    completion is tokenized, the prompt tokens are left at 0 because the rendered prompt is not known here.
+    sends one (llama-cpp-python's server, for instance) gets `Usage(estimated=True)` counted with its
+    tokenizer: the completion exactly, the prompt as the message texts and tool list without the chat
+    template's framing (the rendered prompt is not known on this side), so a slight undercount.
     """
 
     kind = "openai"
@@ -251,10 +253,10 @@ class OpenAICompatBackend:
             ) from None
         finally:
             await response.aclose()
-        usage = acc.usage or await self._counted_usage(acc)
+        usage = acc.usage or await self._estimated_usage(messages, tools, acc)
         yield ChatResult(
             content=acc.content,
-            tool_calls=acc.tool_calls(),
+            tool_calls=acc.tool_calls(parse_content=bool(tools)),
             usage=usage,
             seconds=time.perf_counter() - started,
             reasoning=acc.reasoning,
@@ -263,15 +265,19 @@ class OpenAICompatBackend:
             first_token_s=first_token_s,
         )
 
-    async def _counted_usage(self, acc: StreamAccumulator) -> Usage:
-        text = acc.reasoning + acc.content
-        if not text:
-            return Usage()
+    async def _estimated_usage(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, acc: StreamAccumulator
+    ) -> Usage:
+        prompt_text = "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str))
+        if tools:
+            prompt_text += "\n" + "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
         try:
-            completion = len(await self.tokenizer.encode(text))
+            prompt = len(await self.tokenizer.encode(prompt_text)) if prompt_text else 0
+            completion_text = acc.reasoning + acc.content
+            completion = len(await self.tokenizer.encode(completion_text)) if completion_text else 0
         except BackendError:
-            return Usage()
-        return Usage(prompt_tokens=0, completion_tokens=completion, cached_tokens=None)
+            return Usage(estimated=True)  # no tokenizer either: the counts are unknown, not zero-cost
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=True)
 
     async def list_models(self) -> list[str]:
         """Model ids the server offers (`GET /models`); also the health check."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import BackendError
-from .http_session import HttpSession
+from .http_session import HttpBackendError, HttpSession
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class ServerTokenizer:
         self._root = server_root(session.base_url)
         self._dialect: _Dialect | None = None
         self._added_prefix: list[int] = []
-        self._detect_lock = asyncio.Lock()
+        self._none_found = False  # remembered so a server without endpoints is probed only once
+        self._detect_lock: asyncio.Lock | None = None
 
     @property
     def dialect(self) -> str | None:
@@ -117,21 +118,28 @@ class ServerTokenizer:
         # Probes are not retried: a wrong dialect often answers 4xx/5xx and that is the expected outcome.
         try:
             answer = await self._post(dialect.tokenize_path, dialect.encode_body(text, self._model), attempts=1)
-        except BackendError:
+        except HttpBackendError as exc:
+            if exc.status is None:
+                raise  # the server is unreachable: that says nothing about its dialect
             return None
         return _token_list(answer.get(dialect.tokens_key)) if isinstance(answer, dict) else None
 
     async def _detect(self) -> _Dialect:
+        if self._dialect is not None:
+            return self._dialect
+        if self._detect_lock is None:
+            self._detect_lock = asyncio.Lock()
         async with self._detect_lock:
             if self._dialect is not None:
                 return self._dialect
-            for dialect in _DIALECTS:
+            for dialect in ([] if self._none_found else _DIALECTS):
                 # Probe with real text: some servers ignore a body they do not understand and answer [].
                 if not await self._try_tokenize(dialect, "probe"):
                     continue
                 self._added_prefix = await self._try_tokenize(dialect, "") or []
                 self._dialect = dialect
                 return dialect
+            self._none_found = True
         raise BackendError(
             f"{self._session.label}: {self._session.host} offers no tokenize endpoint; set tokenizer_path"
         )

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from orchestra_tui.core.events import Event, UnknownEvent, event_from_dict
 
@@ -37,26 +37,28 @@ class TrajectoryWriter:
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._write({"type": "header", "schema": SCHEMA, "version": VERSION, **header})
 
     def _write(self, obj: dict[str, Any]) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
-        self._file.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-        # flush() hands the line to the kernel: it survives SIGKILL of this process.
-        self._file.flush()
+        data = (json.dumps(obj, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        # One unbuffered write per line hands it whole to the kernel: a SIGKILL of this process after
+        # the call cannot lose it, and none can leave half a line behind a buffered writer.
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
 
     def write(self, event: Event) -> None:
         if not event.transient:
             self._write(event.to_dict())
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-READ_CHUNK = 64 * 1024
 # After the program is gone, how long to wait for its pipes to close. They stay open only if some
 # descendant left the process group (setsid) while holding them; we stop reading rather than hang.
 DRAIN_GRACE_S = 2.0
@@ -70,13 +70,15 @@ class SubprocessRunner:
         return env
 
     async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
+        loop = asyncio.get_running_loop()
         workdir = tempfile.mkdtemp(prefix="orchestra-code-")
         started = time.monotonic()
         try:
             script = Path(workdir) / "snippet.py"
             script.write_text(code, encoding="utf-8")
             try:
-                process = await asyncio.create_subprocess_exec(
+                transport, collector = await loop.subprocess_exec(
+                    lambda: _Collector(loop, self.max_output_bytes),
                     self.python,
                     "-I",  # ignore PYTHON* variables and the user's site-packages
                     "-B",  # no __pycache__ left behind
@@ -85,45 +87,90 @@ class SubprocessRunner:
                     script.name,
                     cwd=workdir,
                     env=self._environment(workdir),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                     start_new_session=True,  # its own process group, so one killpg reaches every descendant
                 )
             except OSError as error:
                 raise CodeRunnerError(f"cannot start {self.python}: {error.strerror or error}") from None
-            return await self._collect(process, timeout_s, started)
+            try:
+                timed_out = await collector.wait_for_exit(timeout_s)
+                seconds = time.monotonic() - started
+            finally:
+                # Also after a normal exit or a cancellation: children the snippet left running go too.
+                _kill_group(transport.get_pid())
+                # Their deaths close the pipes. Should a descendant have left the group (setsid) with a
+                # pipe open, stop waiting after a grace period instead of hanging.
+                await collector.wait_for_pipes(DRAIN_GRACE_S)
+                transport.close()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    async def _collect(self, process: asyncio.subprocess.Process, timeout_s: float, started: float) -> CodeResult:
-        assert process.stdout is not None and process.stderr is not None
-        out, err = _CappedBuffer(self.max_output_bytes), _CappedBuffer(self.max_output_bytes)
-        readers = [asyncio.create_task(out.drain(process.stdout)), asyncio.create_task(err.drain(process.stderr))]
-        timed_out = False
-        try:
-            try:
-                await asyncio.wait_for(process.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                timed_out = True
-            finally:
-                # Also on normal exit and on cancellation: children the snippet left running go too.
-                _kill_group(process.pid)
-                await process.wait()
-            seconds = time.monotonic() - started
-            await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
-        finally:
-            for task in readers:
-                task.cancel()
+        out, err = collector.streams[1], collector.streams[2]
         return CodeResult(
             stdout=out.text(),
             stderr=err.text(),
-            exit_code=None if timed_out else process.returncode,
+            exit_code=None if timed_out else transport.get_returncode(),
             timed_out=timed_out,
             seconds=round(seconds, 3),
             runner=self.name,
             truncated=out.truncated or err.truncated,
         )
+
+
+class _Collector(asyncio.SubprocessProtocol):
+    """Receives a child's output and tells apart its exit from the closing of its pipes.
+
+    The high-level `Process.wait()` returns only once the pipes are closed too, so a grandchild that
+    keeps stdout open would hide the exit (and the timeout would fire on a program that finished).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cap: int) -> None:
+        self.streams = {1: _CappedBuffer(cap), 2: _CappedBuffer(cap)}
+        self._exited = loop.create_future()
+        self._finished = loop.create_future()  # exited and every pipe closed
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.streams[fd].feed(data)
+
+    def process_exited(self) -> None:
+        if not self._exited.done():
+            self._exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._finished.done():
+            self._finished.set_result(None)
+
+    async def wait_for_exit(self, timeout_s: float) -> bool:
+        """Wait for the child to exit; True when `timeout_s` passed first."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited), timeout_s)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+    async def wait_for_pipes(self, grace_s: float) -> None:
+        await asyncio.wait([self._finished], timeout=grace_s)
+
+
+class _CappedBuffer:
+    """Keeps the first `cap` bytes of a stream and drops the rest as it arrives, so memory stays bounded
+    whatever the program prints (and the pipe is still drained, so the writer never blocks on it)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.truncated = False
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if len(chunk) > room:
+            self.truncated = True
+            chunk = chunk[: max(room, 0)]
+        self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
 
 
 def _kill_group(pgid: int) -> None:
@@ -133,23 +180,3 @@ def _kill_group(pgid: int) -> None:
         pass  # the group is already empty
 
 
-class _CappedBuffer:
-    """Collects a stream up to `cap` bytes; what was read survives if the reader is cancelled."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.data = bytearray()
-        self.truncated = False
-
-    async def drain(self, stream: asyncio.StreamReader) -> None:
-        # Bytes past the cap are read and dropped rather than left in the pipe: a writer blocked on a
-        # full pipe would never finish, and memory stays bounded whatever the program prints.
-        while chunk := await stream.read(READ_CHUNK):
-            room = self.cap - len(self.data)
-            if len(chunk) > room:
-                self.truncated = True
-                chunk = chunk[: max(room, 0)]
-            self.data += chunk
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")

@@ -18,9 +18,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 
@@ -131,7 +130,8 @@ class LocalIndex:
             raise RetrievalIndexError(f"unreadable {META_FILE} in {directory}: {error}") from None
         if meta.get("format") != FORMAT_VERSION:
             raise RetrievalIndexError(
-                f"index in {directory} has format {meta.get('format')!r}, this version reads {FORMAT_VERSION}; rebuild it"
+                f"index in {directory} has format {meta.get('format')!r}, "
+                f"this version reads {FORMAT_VERSION}; rebuild it"
             )
         if embedder is None:
             spec = meta.get("embedder_spec")
@@ -205,17 +205,13 @@ class LocalRetriever:
         return await asyncio.to_thread(self._search, query, topk)
 
 
-@dataclass(frozen=True)
-class BuildSummary:
-    out_dir: str
+class BuildSummary(TypedDict):
+    index: str  # the folder written
     embedder: str
     files: int
     passages: int
     dim: int
     seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_index_from_folder(
@@ -246,7 +242,7 @@ def build_index_from_folder(
 
         index = LocalIndex.build(passages, embedder, out_dir, progress=advance)
     return BuildSummary(
-        out_dir=str(index.directory),
+        index=str(index.directory),
         embedder=embedder.name,
         files=files,
         passages=len(passages),

@@ -19,7 +19,6 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.system_commands import SystemCommand
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
@@ -42,7 +41,7 @@ from orchestra_tui.tui.widgets.transcript import Transcript
 # Streamed text is painted at most this often; fast enough to read as live, slow enough to stay cheap.
 FLUSH_INTERVAL_S = 1 / 30
 NARROW_WIDTH = 100
-SHORT_HEIGHT = 34
+TALL_HEIGHT = 50  # tall enough to show the cost breakdown without being asked
 PANE_IDS = ("transcript", "reasoning", "tool-calls")
 REPLAY_ACTIONS = {"play_pause", "step", "round_step", "seek_edge", "speed", "jump_round"}
 
@@ -125,7 +124,7 @@ class OrchestraApp(App[int]):
             self.query_one(CostMeter),
         ]
         self._fit_to_size()
-        self.screen.set_class(self.size.height >= SHORT_HEIGHT, "-breakdown")
+        self.screen.set_class(self.size.height >= TALL_HEIGHT, "-breakdown")
         if self.replay is not None:
             self.replay_seek(0)
             return
@@ -175,6 +174,10 @@ class OrchestraApp(App[int]):
             state.profile = name
             state.version += 1
         (flush or self.handler.flush)()
+
+    def paint(self) -> None:
+        """Paint the current state now instead of at the next flush tick."""
+        self._flush()
 
     @property
     def state(self) -> SessionView:
@@ -278,7 +281,7 @@ class OrchestraApp(App[int]):
         if action in REPLAY_ACTIONS:
             return self.replay is not None and len(self.screen_stack) == 1
         if action == "cancel_episode":
-            return self.state.running
+            return self.replay is None and self.state.running
         if action == "pick_profile":
             return bool(self.profile_names())
         return True
@@ -326,25 +329,19 @@ class OrchestraApp(App[int]):
 
     def replay_chapter(self, index: int) -> None:
         if self.replay is not None:
-            self.replay_seek(self.replay.to_chapter(index) if False else self.replay.chapter_start(self.replay.chapters[index]))
+            self.replay_seek(self.replay.chapter_position(index))
 
     def action_step(self, delta: int) -> None:
-        self.replay_seek(self.replay.position + delta)  # type: ignore[union-attr]
+        if self.replay is not None:
+            self.replay_seek(self.replay.position + delta)
 
     def action_round_step(self, direction: int) -> None:
-        cursor = self.replay
-        assert cursor is not None
-        before = cursor.position
-        after = cursor.next_chapter(direction)
-        cursor.position = before  # replay_seek moves the cursor itself, so it can tell a step from a jump
-        self.replay_seek(after)
+        if self.replay is not None:
+            self.replay_seek(self.replay.neighbour_chapter_position(direction))
 
     def action_jump_round(self, number: int) -> None:
-        cursor = self.replay
-        assert cursor is not None
-        chapter = next((c for c in cursor.chapters if c.round == number), None)
-        if chapter is not None:
-            self.replay_seek(cursor.chapter_start(chapter))
+        if self.replay is not None and (position := self.replay.round_position(number)) is not None:
+            self.replay_seek(position)
 
     def action_seek_edge(self, end: int) -> None:
         self.replay_seek(self.replay.total if end else 0)  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.system_commands import SystemCommand
+from textual.app import SystemCommand
 
 if TYPE_CHECKING:
     from orchestra_tui.tui.app import OrchestraApp

@@ -20,14 +20,14 @@ def parse_usd(value: object) -> Decimal | None:
 
 
 def usd(amount: Decimal) -> str:
-    """Small amounts keep enough digits to be told apart: a policy round often costs a fraction of a cent."""
+    """Cents above a dollar, else three significant digits: a policy round often costs a hundredth of a cent,
+    a second of code far less, and neither may round to a free-looking $0.000000."""
     if amount == 0:
         return "$0"
     if abs(amount) >= 1:
         return f"${amount:,.2f}"
-    if abs(amount) >= Decimal("0.01"):
-        return f"${amount:.4f}"
-    return f"${amount:.6f}"
+    decimals = min(max(4, 2 - amount.adjusted()), 12)
+    return f"${amount:.{decimals}f}"
 
 
 def cost_label(amount: Decimal, priced: int, unpriced: int) -> str:

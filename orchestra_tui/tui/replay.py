@@ -1,5 +1,6 @@
 """Where a replay stands: a position in the recorded events, the rounds as chapters, play speed.
 
+The cursor only moves through `seek`; the `*_position` methods say where a move would land.
 Position k means "the first k events have happened". The panes show the fold of events[:k], so stepping
 back is as exact as stepping forward. No Textual here: the app drives this and renders the result.
 """
@@ -78,29 +79,31 @@ class ReplayCursor:
                 current = i
         return current
 
-    def to_chapter(self, i: int) -> int:
+    def chapter_position(self, i: int) -> int:
+        """Where chapter `i` (clamped to the existing ones) starts."""
         if not self.chapters:
             return self.position
         i = max(0, min(len(self.chapters) - 1, i))
-        return self.seek(self.chapter_start(self.chapters[i]))
+        return self.chapter_start(self.chapters[i])
 
-    def to_round(self, number: int, episode: int | None = None) -> int | None:
-        """Jump to round `number` (of the first episode that has it, unless one is named)."""
-        for i, chapter in enumerate(self.chapters):
+    def round_position(self, number: int, episode: int | None = None) -> int | None:
+        """Where round `number` starts (in the first episode that has it, unless one is named)."""
+        for chapter in self.chapters:
             if chapter.round == number and (episode is None or chapter.episode == episode):
-                return self.to_chapter(i)
+                return self.chapter_start(chapter)
         return None
 
-    def next_chapter(self, direction: int) -> int:
+    def neighbour_chapter_position(self, direction: int) -> int:
+        """Where the next (+1) or previous (-1) round starts, seen from the current position."""
         current = self.current_chapter()
         if direction > 0:
-            return self.to_chapter(0 if current is None else current + 1)
+            return self.chapter_position(0 if current is None else current + 1)
         if current is None:
-            return self.seek(0)
+            return 0
         # Going back from inside a round first returns to its start, like a media player.
         if self.position > self.chapter_start(self.chapters[current]):
-            return self.to_chapter(current)
-        return self.to_chapter(current - 1) if current > 0 else self.seek(0)
+            return self.chapter_position(current)
+        return self.chapter_position(current - 1) if current > 0 else 0
 
     def change_speed(self, direction: int) -> float:
         self.speed_index = max(0, min(len(SPEEDS) - 1, self.speed_index + direction))

@@ -20,7 +20,8 @@ real models and prices.
 
 - **Transcript** — your questions, the answering expert's reply, notices and each episode's outcome.
 - **Reasoning** — the policy's thinking, one fold per round; the current round is open.
-- **Tool calls** — one row per call: round, tool, alias → model, status, time, tokens, cost. Enter opens a row.
+- **Tool calls** — one row per call: round, tool, alias → model, status and time, tokens, cost. Enter opens a
+  row. Status marks: ◌ running, ✓ ok, ○ empty result, ✗ error, ⊘ cancelled.
 - **Cost** — this question and this session, the budget, and a breakdown by kind, model and profile.
   Calls without a known price are counted as *unpriced*; totals that miss them read as `≥$…`.
 """

@@ -25,7 +25,12 @@ def _cut(text: str, limit: int) -> str:
 
 
 def call_details(call: CallView) -> Content:
-    parts: list[Content] = [_heading("arguments"), highlight(json.dumps(call.arguments, indent=2), language="json")]
+    status = f"{call.status} · {fmt.seconds(call.seconds)}" if call.status != "running" else "running"
+    parts: list[Content] = [
+        Content.assemble((f"{call.tool} · {call.alias} → {call.model} · ", "$text-muted"), (status, "bold")),
+        _heading("arguments"),
+        highlight(json.dumps(call.arguments, indent=2), language="json"),
+    ]
     if call.ignored:
         names = ", ".join(str(c.get("name", "?")) for c in call.ignored)
         parts.append(Content.styled(f"other calls of the round, not run: {names}", "$text-muted"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
@@ -25,11 +25,8 @@ def tally_line(label: str, tally: Tally) -> Content:
         parts.append((f" + {tally.unpriced} unpriced", "bold $warning"))
     if tally.calls:
         parts.append(
-            (
-                f" · {tally.calls} calls · {fmt.tokens(tally.input_tokens)} in"
-                f" · {fmt.tokens(tally.output_tokens)} out",
-                "$text-muted",
-            )
+            (f" · {tally.calls} calls · {fmt.tokens(tally.input_tokens)}/{fmt.tokens(tally.output_tokens)} tok",
+             "$text-muted")
         )
     return Content.assemble(*parts)
 
@@ -47,21 +44,20 @@ def budget_line(spent: Decimal, budget: Decimal) -> Content:
 
 
 def breakdown(state: SessionView) -> Content:
-    """Session spend grouped by kind of call, by real model and by profile."""
-    lines: list[Content] = []
-    for title, groups in (("by kind", state.by_kind), ("by model", state.by_model), ("by profile", state.by_profile)):
-        if not groups:
-            continue
-        lines.append(Content.styled(title, "bold $accent"))
-        for name, tally in sorted(groups.items()):
+    """Session spend grouped by kind of call, by real model and by profile; one line per group member."""
+    lines: list[Content] = [
+        Content.styled(f"{'':8}{'':26}{'calls':>5} {'in/out tok':>11} {'cost':>12}", "$text-muted")
+    ]
+    for title, groups in (("kind", state.by_kind), ("model", state.by_model), ("profile", state.by_profile)):
+        for i, (name, tally) in enumerate(sorted(groups.items())):
             cost = fmt.cost_label(tally.cost, tally.priced, tally.unpriced)
-            unpriced = f" +{tally.unpriced}?" if tally.unpriced else ""
+            tokens = f"{fmt.tokens(tally.input_tokens)}/{fmt.tokens(tally.output_tokens)}"
             lines.append(
                 Content.assemble(
-                    f"  {fmt.clip(name, 24):<24} {tally.calls:>3}× "
-                    f"{fmt.tokens(tally.input_tokens):>6} in {fmt.tokens(tally.output_tokens):>6} out ",
-                    (f"{cost:>10}", "bold"),
-                    (unpriced, "$warning"),
+                    (f"{title if i == 0 else '':8}", "bold $accent"),
+                    f"{fmt.clip(name, 25):<26}{tally.calls:>5} {tokens:>11} ",
+                    (f"{cost:>12}", "bold"),
+                    (f" {tally.unpriced} unpriced" if tally.unpriced else "", "$warning"),
                 )
             )
     return Content("\n").join(lines)
@@ -71,7 +67,8 @@ class CostMeter(Vertical):
     def compose(self):
         yield Static(classes="totals")
         yield Static(classes="budget")
-        yield Static(classes="breakdown")
+        with VerticalScroll(classes="breakdown"):
+            yield Static()
 
     def on_mount(self) -> None:
         self._shown = -1
@@ -86,4 +83,4 @@ class CostMeter(Vertical):
         budget.display = state.budget is not None
         if state.budget is not None:
             budget.update(budget_line(state.session.cost, state.budget))
-        self.query_one(".breakdown", Static).update(breakdown(state))
+        self.query_one(".breakdown Static", Static).update(breakdown(state))

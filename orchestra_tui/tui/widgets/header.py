@@ -24,14 +24,17 @@ class SessionHeader(Static):
         label, style = _STATUS.get(state.status, (state.status, ""))
         if state.running and state.current_round is not None:
             label += f" · round {state.current_round[1]}"
+        # Most telling first: a narrow terminal cuts the line from the right.
         parts: list[Content | tuple[str, str] | str] = [
             ("orchestra-tui", "bold"),
             ("  replay" if state.mode == "replay" else "", "bold $warning"),
+            "  ",
+            (label, style),
             ("  profile ", "$text-muted"),
             (state.profile or "—", "bold"),
         ]
         pending = state.pending_profile
         if pending and pending != state.profile:
             parts.append((f" → {pending} (next round)", "$warning"))
-        parts += [("  policy ", "$text-muted"), state.policy or "—", "  ", (label, style)]
+        parts += [("  policy ", "$text-muted"), state.policy or "—"]
         self.update(Content.assemble(*parts))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Collapsible, Static
 
 from orchestra_tui.tui import format as fmt
 from orchestra_tui.tui.state import RoundKey, RoundView, SessionView
+from orchestra_tui.tui.widgets.follow import FollowingScroll
 from orchestra_tui.tui.widgets.keyed import KeyedChildren
 
 EMPTY_HINT = "The policy's thinking streams here, folded per round."
@@ -81,9 +81,7 @@ class RoundFold(Collapsible):
         self.body.update(round_body(view))
 
 
-class ReasoningPane(VerticalScroll):
-    ALLOW_MAXIMIZE = True
-
+class ReasoningPane(FollowingScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._current: RoundKey | None = None
@@ -97,15 +95,13 @@ class ReasoningPane(VerticalScroll):
     def compose(self):
         yield Static(EMPTY_HINT, classes="empty-hint")
 
-    def on_mount(self) -> None:
-        self.anchor()
-
     def show(self, state: SessionView) -> None:
         rounds = list(state.rounds.values())
         self.set_class(bool(rounds), "-has-content")
         current = state.current_round or (rounds[-1].key if rounds else None)
         previous, self._current = self._current, current
-        self._folds.sync(rounds)
+        with self.following():
+            self._folds.sync(rounds)
         if current != previous:
             # A new round folds the last one away; folds the user opened by hand stay as they are.
             if previous is not None and (fold := self._folds.get(previous)):

@@ -1,64 +1,65 @@
-"""One row per tool call — round, tool, alias → model, status, time, tokens, cost — opening to its details.
+"""One row per tool call — round, tool, alias → model, status and time, tokens, cost — opening to details.
 
 Rows are folds whose title is laid out in columns; columns that do not fit the pane's width are dropped
-in a fixed order (tokens first, then time, then the alias → model route), so an 80-column terminal still
-shows what ran, how it went and what it cost.
+tier by tier (tokens, then the alias → model route), so an 80-column terminal still shows what ran, how it
+went, how long it took and what it cost; an opened row shows everything.
 """
 
 from __future__ import annotations
 
 from textual import events
-from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Collapsible, Static
 
 from orchestra_tui.tui import format as fmt
 from orchestra_tui.tui.state import CallView, SessionView
 from orchestra_tui.tui.widgets.call_details import call_details
+from orchestra_tui.tui.widgets.follow import FollowingScroll
 from orchestra_tui.tui.widgets.keyed import KeyedChildren
 
 EMPTY_HINT = "Tool calls appear here, one row each; Enter or a click opens a row."
 
+# The status column is a mark plus the duration; the word is in the opened row and the help screen.
 STATUS_MARKS = {
-    "running": ("◌ running", "$accent"),
-    "ok": ("✓ ok", "$success"),
-    "empty": ("○ empty", "$warning"),
-    "error": ("✗ error", "$error"),
-    "cancelled": ("⊘ cancel", "$warning"),
+    "running": ("◌", "$accent"),
+    "ok": ("✓", "$success"),
+    "empty": ("○", "$warning"),
+    "error": ("✗", "$error"),
+    "cancelled": ("⊘", "$warning"),
 }
 
-# (name, width, right-aligned); `route` takes whatever width is left.
-_COLUMNS = [("round", 5, False), ("tool", 17, False), ("route", 0, False), ("status", 9, False),
-            ("time", 6, True), ("tokens", 11, True), ("cost", 10, True)]
-_DROP_ORDER = ["tokens", "time", "route"]
-_ROUTE_MIN = 12
-_TITLE_CHROME = 8  # fold symbol, padding, scrollbar
+# Column sets from wide to narrow: (name, width, right-aligned); width 0 takes what is left.
+_TIERS = [
+    (80, [("round", 4, False), ("tool", 17, False), ("route", 0, False), ("status", 7, False),
+          ("tokens", 11, True), ("cost", 10, True)]),
+    (56, [("round", 4, False), ("tool", 17, False), ("route", 0, False), ("status", 7, False),
+          ("cost", 10, True)]),
+    (0, [("round", 4, False), ("tool", 0, False), ("status", 7, False), ("cost", 10, True)]),
+]
+_TITLE_CHROME = 5  # fold symbol and padding, scrollbar
 
 
 def _layout(width: int) -> list[tuple[str, int, bool]]:
-    columns = list(_COLUMNS)
-    for drop in [None, *_DROP_ORDER]:
-        if drop is not None:
-            columns = [c for c in columns if c[0] != drop]
-        fixed = sum(w + 1 for name, w, _ in columns if name != "route")
-        has_route = any(name == "route" for name, _, _ in columns)
-        if not has_route and fixed <= width:
-            return columns
-        if has_route and width - fixed >= _ROUTE_MIN:
-            return [(n, width - fixed if n == "route" else w, r) for n, w, r in columns]
-    return columns
+    columns = next(cols for least, cols in _TIERS if width >= least)
+    rest = width - sum(w + 1 for _, w, _ in columns if w)
+    return [(name, max(rest, 6) if w == 0 else w, right) for name, w, right in columns]
+
+
+def short_model(model: str) -> str:
+    """`Qwen/Qwen2.5-Coder-32B-Instruct` reads as `Qwen2.5-Coder-32B-Instruct` in a row; details keep it whole."""
+    return model.rsplit("/", 1)[-1]
 
 
 def _cells(call: CallView) -> dict[str, tuple[str, str]]:
     episode, number = call.round_key
-    status, style = STATUS_MARKS.get(call.status, (call.status, ""))
+    mark, style = STATUS_MARKS.get(call.status, ("?", ""))
+    took = "…" if call.status == "running" else fmt.seconds(call.seconds)
     tally = call.tally
     return {
         "round": (f"Q{episode}R{number}" if episode > 1 else f"R{number}", "bold"),
         "tool": (call.tool, ""),
-        "route": (f"{call.alias} → {call.model}", "$text-muted"),
-        "status": (status, style),
-        "time": (fmt.seconds(call.seconds), ""),
+        "route": (f"{call.alias} → {short_model(call.model)}", "$text-muted"),
+        "status": (f"{mark} {took}", style),
         "tokens": (f"{fmt.tokens(tally.input_tokens)}/{fmt.tokens(tally.output_tokens)}" if tally.calls else "", ""),
         "cost": (fmt.cost_label(tally.cost, tally.priced, tally.unpriced) if tally.calls else "", ""),
     }
@@ -79,8 +80,8 @@ def call_title(call: CallView, width: int) -> str:
 
 
 def header_line(width: int) -> str:
-    names = {"round": "round", "tool": "tool", "route": "alias → model", "status": "status",
-             "time": "time", "tokens": "in/out tok", "cost": "cost"}
+    names = {"round": "rnd", "tool": "tool", "route": "alias → model", "status": "status",
+             "tokens": "in/out tok", "cost": "cost"}
     return _row({k: (v, "") for k, v in names.items()}, _layout(width))
 
 
@@ -105,9 +106,7 @@ class CallFold(Collapsible):
             self.details.update(call_details(call))
 
 
-class ToolCallPane(VerticalScroll):
-    ALLOW_MAXIMIZE = True
-
+class ToolCallPane(FollowingScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._state: SessionView | None = None
@@ -122,18 +121,16 @@ class ToolCallPane(VerticalScroll):
         yield Static("", classes="columns", markup=True)
         yield Static(EMPTY_HINT, classes="empty-hint")
 
-    def on_mount(self) -> None:
-        self.anchor()
-
     @property
     def title_width(self) -> int:
-        return max(self.size.width - _TITLE_CHROME, 20)
+        return max(self.size.width - _TITLE_CHROME, 24)
 
     def show(self, state: SessionView) -> None:
         self._state = state
         self.set_class(bool(state.calls), "-has-content")
         self.query_one(".columns", Static).update(header_line(self.title_width))
-        self._rows.sync(list(state.calls.values()))
+        with self.following():
+            self._rows.sync(list(state.calls.values()))
 
     def on_resize(self, event: events.Resize) -> None:
         if self._state is not None:

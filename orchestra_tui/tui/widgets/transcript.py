@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
 from orchestra_tui.tui.state import Entry, SessionView
+from orchestra_tui.tui.widgets.follow import FollowingScroll
 from orchestra_tui.tui.widgets.keyed import KeyedChildren
 
 EMPTY_HINT = "Ask a question below. The policy picks a tool each round until an expert answers."
@@ -70,10 +71,8 @@ class EntryView(Vertical):
             body.update(self._line(entry) if entry.kind != "answer" else (entry.text or "…"))
 
 
-class Transcript(VerticalScroll):
-    """Scrolls with the conversation while the user is at the bottom (anchored), stays put otherwise."""
-
-    ALLOW_MAXIMIZE = True
+class Transcript(FollowingScroll):
+    """Scrolls with the conversation while the user is at the bottom ; stays put when scrolled up."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -84,17 +83,15 @@ class Transcript(VerticalScroll):
     def compose(self):
         yield Static(EMPTY_HINT, classes="empty-hint")
 
-    def on_mount(self) -> None:
-        self.anchor()
-
     def show(self, state: SessionView) -> None:
         self.set_class(bool(state.entries), "-has-content")
-        self._entries.sync(state.entries)
+        with self.following():
+            self._entries.sync(state.entries)
 
     def text(self) -> str:
         """Everything the transcript holds as plain text (for tests and copying)."""
         lines = []
         for _, view in self._entries.views:
             entry = view._entry
-            lines.append(" ".join(part for part in (entry.meta, entry.text) if part))
+            lines.append(" ".join(part for part in (entry.text, entry.meta) if part))
         return "\n".join(lines)
