@@ -161,7 +161,8 @@ async def test_profiles_are_offered_in_the_command_palette():
         await pilot.press("enter")
         await pilot.pause()
         assert source.switches == ["frugal"]
-        assert "profile frugal" in plain(app.query_one(SessionHeader))
+        # Idle, the scripted engine applies it when the next question's first round starts.
+        assert "profile balanced → frugal (next round)" in plain(app.query_one(SessionHeader))
 
 
 async def test_a_follow_up_is_another_episode_in_the_same_panes():
