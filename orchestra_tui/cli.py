@@ -125,9 +125,9 @@ def _tokenizer(spec: str | None) -> Any:
     if path.suffix == ".gguf" and path.is_file():
         return LlamaCppTokenizer.from_gguf(path)
     if path.is_dir():
-        from orchestra_tui.backends.hf_tokenizer import HFTokenizer
+        from orchestra_tui.backends.remote_tokenizer import TransformersTokenizer
 
-        return HFTokenizer(path)
+        return TransformersTokenizer(str(path))
     raise UsageError(f"--tokenizer: {spec} is neither a GGUF file nor a tokenizer folder")
 
 

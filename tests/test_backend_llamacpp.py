@@ -128,10 +128,13 @@ def test_tool_traffic_is_rendered_as_hermes_text_for_templates_without_tools(smo
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}],
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+            ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "-3 C"},
     ]
     prompt = smollm2.render_prompt(messages)
-    assert '<|im_start|>assistant\n<tool_call>\n{"name": "weather", "arguments": {"city": "Oslo"}}\n</tool_call><|im_end|>' in prompt
+    call = '<tool_call>\n{"name": "weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    assert f"<|im_start|>assistant\n{call}<|im_end|>" in prompt
     assert "<|im_start|>user\n<tool_response>\n-3 C\n</tool_response><|im_end|>" in prompt

@@ -129,7 +129,8 @@ def test_preamble_matches_the_qwen3_template_wording():
 
 def test_preamble_goes_after_the_system_text_or_alone():
     tools = [{"type": "function", "function": {"name": "a"}}]
-    with_system = with_tools_in_system([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}], tools)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    with_system = with_tools_in_system(messages, tools)
     assert with_system[0]["content"] == "Be brief.\n\n" + tools_system_preamble(tools)
     assert with_system[1] == {"role": "user", "content": "hi"}
     alone = with_tools_in_system([{"role": "user", "content": "hi"}], tools)

@@ -16,8 +16,10 @@ keeps drawing the UI while tokens stream.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import ctypes
+import os
 import random
 import threading
 import time
@@ -42,6 +44,20 @@ class _SharedLlama:
 _instances: dict[tuple[str, int, int], _SharedLlama] = {}
 _vocabs: dict[str, Any] = {}
 _registry_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the shared models while llama_cpp is still importable; left to `__del__` at interpreter
+    teardown they fail noisily because the library's globals are already gone."""
+    with _registry_lock:
+        for item in [*(s.llama for s in _instances.values()), *_vocabs.values()]:
+            try:
+                item.close()
+            except Exception:
+                pass
+        _instances.clear()
+        _vocabs.clear()
 
 
 def _load_llama(path: str, *, n_ctx: int, n_gpu_layers: int, n_threads: int | None, verbose: bool) -> _SharedLlama:
@@ -112,6 +128,7 @@ class LlamaCppTokenizer:
         vocab = _load_vocab(str(path))
         return cls(lambda: vocab)
 
+    # No lock: tokenizing reads only the vocabulary, never the context a running generation is using.
     def encode_sync(self, text: str) -> list[int]:
         return list(self._source().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
@@ -199,7 +216,8 @@ class LlamaCppBackend:
     ) -> None:
         self.model_path = str(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        # llama.cpp's own default is half the cores; a CPU-only user wants them all for decoding.
+        self.n_threads = n_threads or os.cpu_count() or 1
         self.n_gpu_layers = n_gpu_layers
         self.model = model_name or Path(self.model_path).stem
         self.verbose = verbose
@@ -259,7 +277,10 @@ class LlamaCppBackend:
         cancel = threading.Event()
 
         def emit(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            except RuntimeError:
+                cancel.set()  # the event loop is gone: nobody is listening, stop generating
 
         def work() -> None:
             try:
@@ -315,7 +336,7 @@ class LlamaCppBackend:
         options = {k: sampling.extra[k] for k in _EXTRA_SAMPLING if k in sampling.extra}
         options.setdefault("min_p", 0.0)
         options.setdefault("repeat_penalty", 1.0)
-        with shared.lock:
+        with shared.lock:  # held for the whole generation: the KV cache and sampler are per instance
             llama = shared.llama
             tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
             room = self.n_ctx - len(tokens)

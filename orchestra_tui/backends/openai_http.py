@@ -246,7 +246,9 @@ class OpenAICompatBackend:
                         first_token_s = time.perf_counter() - started
                     yield delta
         except SSEError:
-            raise BackendError(f"{self._session.label}: {self._session.host} did not answer with an event stream") from None
+            raise BackendError(
+                f"{self._session.label}: {self._session.host} did not answer with an event stream"
+            ) from None
         except httpx.TransportError as exc:
             raise BackendError(
                 f"{self._session.label}: stream from {self._session.host} broke ({type(exc).__name__})"

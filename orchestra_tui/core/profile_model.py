@@ -250,9 +250,9 @@ class Profile:
             elif weight < SPARINGLY:
                 parts.append(f"use the {tool} tool sparingly")
         phrases = {
+            "quality": ("put answer quality first", "answer quality matters less"),
             "cost": ("keep cost low", "cost matters less"),
             "latency": ("keep latency low", "latency matters less"),
-            "quality": ("put answer quality first", "answer quality matters less"),
         }
         for key, (high, low) in phrases.items():
             value = getattr(self.weights, key)

@@ -145,9 +145,13 @@ def _whole(value: Any, path: tuple[str, ...], minimum: int) -> int:
     return value
 
 
+_USD_TEXT = re.compile(r"^\s*(\d+(\.\d*)?|\.\d+)\s*$")  # plain decimals only, as the JSON Schema says
+
+
 def usd(value: Any, path: tuple[str, ...]) -> Decimal:
     """Dollars as an exact Decimal. Strings keep exactness; a TOML float goes through its shortest repr."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+            isinstance(value, str) and not _USD_TEXT.match(value)):
         raise Bad(path, f"expected an amount in dollars such as \"0.05\", got {value!r}")
     try:
         amount = Decimal(str(value).strip())

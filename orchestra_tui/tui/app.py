@@ -172,7 +172,8 @@ class OrchestraApp(App[int]):
         name = getattr(self.source, "profile_name", None)
         if state.mode == "live" and name and name != state.profile:
             state.profile = name
-            state.version += 1
+            state.seq += 1
+            state.version = state.seq
         (flush or self.handler.flush)()
 
     def paint(self) -> None:
@@ -238,7 +239,8 @@ class OrchestraApp(App[int]):
         if self._cancel_presses == 1 and self.source is not None:
             self.source.cancel()
             self.state.status = "cancelling"
-            self.state.version += 1
+            self.state.seq += 1
+            self.state.version = self.state.seq
             self.handler.request_flush()
         else:
             self.workers.cancel_group(self, "episode")
@@ -262,7 +264,8 @@ class OrchestraApp(App[int]):
             self.notify(f"Cannot switch to {name}: {error}", severity="error")
             return
         self.state.pending_profile = name
-        self.state.version += 1
+        self.state.seq += 1
+        self.state.version = self.state.seq
         self._flush()
 
     def action_pick_profile(self) -> None:
@@ -325,7 +328,6 @@ class OrchestraApp(App[int]):
             self.handler.handle_all(cursor.events[:after])
         self.handler.flush()
         self.query_one(Timeline).refresh()
-        self.refresh_bindings()
 
     def replay_chapter(self, index: int) -> None:
         if self.replay is not None:

@@ -55,19 +55,20 @@ def policy_label(policy: object) -> str | None:
 
 def apply(state: SessionView, event: Event) -> None:
     """Fold one event into the view. Pure: no widgets, no clocks."""
+    state.seq += 1
     match event:
         case EpisodeStarted():
             _start_episode(state, event)
         case RoundStarted():
             view = state.round(event.round)
             view.context_tokens = event.context_tokens
-            view.version += 1
+            view.version = state.seq
             state.current_round = view.key
-            state.version += 1
+            state.version = state.seq
         case PolicyDelta():
             view = state.round(event.round)
             view.streamed.append(event.text)
-            view.version += 1
+            view.version = state.seq
         case PolicyOutput():
             view = state.round(event.round)
             view.reasoning = event.reasoning
@@ -75,11 +76,11 @@ def apply(state: SessionView, event: Event) -> None:
             view.tool_calls = list(event.tool_calls)
             view.seconds = event.seconds
             view.streamed.clear()
-            view.version += 1
+            view.version = state.seq
         case RoundRejected():
             view = state.round(event.round)
             view.rejected = (event.reason, event.detail)
-            view.version += 1
+            view.version = state.seq
         case ToolCallStarted():
             _start_call(state, event)
         case ExpertDelta():
@@ -95,25 +96,25 @@ def apply(state: SessionView, event: Event) -> None:
         case SearchQuery():
             if call := state.calls.get(event.call_id):
                 call.query, call.query_source = event.query, event.source
-                call.version += 1
+                call.version = state.seq
         case DocumentsRetrieved():
             if call := state.calls.get(event.call_id):
                 call.retriever = event.retriever
                 call.documents = list(event.results)
                 call.documents_added = event.added
                 call.retrieval_seconds = event.seconds
-                call.version += 1
+                call.version = state.seq
         case CodeExecuted():
             if call := state.calls.get(event.call_id):
                 call.code_runs.append(event)
-                call.version += 1
+                call.version = state.seq
         case ToolCallFinished():
             if call := state.calls.get(event.call_id):
                 call.status = event.status
                 call.summary = event.summary
                 call.error = event.error
                 call.seconds = event.seconds
-                call.version += 1
+                call.version = state.seq
         case FinalAnswer():
             _final_answer(state, event)
         case Charged():
@@ -133,11 +134,11 @@ def _start_episode(state: SessionView, event: EpisodeStarted) -> None:
     state.question = Tally()
     state.profile = event.profile or state.profile
     state.policy = policy_label(event.policy) or state.policy
-    state.version += 1
+    state.version = state.seq
     pending = next((e for e in reversed(state.entries) if e.kind == "question" and e.pending), None)
     if pending is not None and pending.text == event.question:
         pending.pending = False
-        pending.version += 1
+        pending.version = state.seq
     else:
         state.entries.append(Entry(state.next_key("question"), "question", event.question))
 
@@ -155,7 +156,7 @@ def _start_call(state: SessionView, event: ToolCallStarted) -> None:
     )
     state.calls[event.call_id] = call
     view.call_ids.append(event.call_id)
-    view.version += 1
+    view.version = state.seq
     if event.tool == ANSWER_TOOL:
         state.entries.append(
             Entry(f"answer:{event.call_id}", "answer", meta=f"{event.alias} → {event.model}", streaming=True)
@@ -169,10 +170,10 @@ def _answer_entry(state: SessionView, call_id: str) -> Entry | None:
 
 def _touch_call(state: SessionView, call: CallView) -> None:
     """Expert text also streams into the transcript when the expert is the one answering."""
-    call.version += 1
+    call.version = state.seq
     if call.tool == ANSWER_TOOL and (entry := _answer_entry(state, call.call_id)) and entry.streaming:
         entry.text = call.expert_text
-        entry.version += 1
+        entry.version = state.seq
 
 
 def _final_answer(state: SessionView, event: FinalAnswer) -> None:
@@ -183,10 +184,10 @@ def _final_answer(state: SessionView, event: FinalAnswer) -> None:
     entry.text = event.answer if event.answer is not None else "(the expert gave no extractable answer)"
     entry.level = "info" if event.answer is not None else "warning"
     entry.streaming = False
-    entry.version += 1
+    entry.version = state.seq
     if call := state.calls.get(event.call_id):
         call.answer, call.extracted_by = event.answer, event.extracted_by
-        call.version += 1
+        call.version = state.seq
 
 
 def _charge(state: SessionView, event: Charged) -> None:
@@ -196,14 +197,14 @@ def _charge(state: SessionView, event: Charged) -> None:
     tallies.append(state.by_profile.setdefault(event.profile, Tally()))
     if call := state.calls.get(event.call_id):
         tallies.append(call.tally)
-        call.version += 1
+        call.version = state.seq
     elif event.kind == "policy":
         view = state.round(event.round)
         tallies.append(view.tally)
-        view.version += 1
+        view.version = state.seq
     for tally in tallies:
         tally.add(event.cost_usd, event.input_tokens, event.output_tokens, event.seconds)
-    state.version += 1
+    state.version = state.seq
 
 
 def _notice(state: SessionView, level: str, message: str) -> None:
@@ -212,15 +213,15 @@ def _notice(state: SessionView, level: str, message: str) -> None:
 
 def _end_episode(state: SessionView, event: EpisodeEnded) -> None:
     state.status = event.status
-    state.version += 1
+    state.version = state.seq
     for call in state.calls.values():
         if call.status == "running":
             call.status = "cancelled" if event.status == "cancelled" else "error"
-            call.version += 1
+            call.version = state.seq
     for entry in state.entries:
         if entry.streaming:
             entry.streaming = False
-            entry.version += 1
+            entry.version = state.seq
     label, level = _OUTCOMES.get(event.status, (event.status, "info"))
     rounds = f"{event.rounds} round" + ("" if event.rounds == 1 else "s")
     tally = state.question
@@ -239,7 +240,7 @@ def _newer_event(state: SessionView, event: Event) -> None:
         name = getattr(event, "name", None) or getattr(event, "profile", None)
         if name:
             state.profile = str(name)
-            state.version += 1
+            state.version = state.seq
             _notice(state, "info", f"profile switched to {name}")
     elif kind == "budget_exhausted":
         _notice(state, "warning", getattr(event, "message", None) or "the budget is exhausted")
@@ -278,9 +279,11 @@ class EventHandler:
 
     def ask(self, question: str) -> None:
         """Show a typed question at once; EpisodeStarted confirms it."""
-        self.state.entries.append(Entry(self.state.next_key("question"), "question", question, pending=True))
-        self.state.status = "running"
-        self.state.version += 1
+        state = self.state
+        state.seq += 1
+        state.entries.append(Entry(state.next_key("question"), "question", question, pending=True, version=state.seq))
+        state.status = "running"
+        state.version = state.seq
         self.request_flush()
 
     def request_flush(self) -> None:

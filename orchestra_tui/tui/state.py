@@ -2,7 +2,8 @@
 
 The event handler folds events into a `SessionView`; the widgets render from it. Keeping this layer free of
 Textual is what makes replay exact (fold the first k events, render) and lets the fold be tested alone.
-Each view carries a `version` bumped on every change, so a pane re-renders only what moved.
+Each view carries a `version`: the sequence number of the last event that changed it. Folding the same
+prefix again yields the same versions, so after a replay jump a pane re-renders only what differs.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class SessionView:
     by_profile: dict[str, Tally] = field(default_factory=dict)
     budget: Decimal | None = None
     version: int = 0  # header and ledger changes
+    seq: int = 0  # events folded so far (plus local changes live); the clock of every `version`
     entry_count: int = 0  # source of unique transcript keys
 
     def next_key(self, prefix: str) -> str:

@@ -18,12 +18,12 @@ from orchestra_tui.tui.state import SessionView, Tally
 BAR_WIDTH = 20
 
 
-def tally_line(label: str, tally: Tally) -> Content:
+def tally_line(label: str, tally: Tally, compact: bool = False) -> Content:
     cost = fmt.cost_label(tally.cost, tally.priced, tally.unpriced)
     parts: list[Content | tuple[str, str] | str] = [(f"{label:<9}", "$text-muted"), (cost, "bold")]
     if tally.unpriced:
         parts.append((f" + {tally.unpriced} unpriced", "bold $warning"))
-    if tally.calls:
+    if tally.calls and not compact:
         parts.append(
             (f" · {tally.calls} calls · {fmt.tokens(tally.input_tokens)}/{fmt.tokens(tally.output_tokens)} tok",
              "$text-muted")
@@ -63,21 +63,32 @@ def breakdown(state: SessionView) -> Content:
     return Content("\n").join(lines)
 
 
+COMPACT_WIDTH = 60  # below this the call and token counts move to the breakdown
+
+
 class CostMeter(Vertical):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._state: SessionView | None = None
+        self._shown: tuple[int, bool] | None = None
+
     def compose(self):
         yield Static(classes="totals")
         yield Static(classes="budget")
         with VerticalScroll(classes="breakdown"):
             yield Static()
 
-    def on_mount(self) -> None:
-        self._shown = -1
+    def on_resize(self) -> None:
+        if self._state is not None:
+            self.show(self._state)
 
     def show(self, state: SessionView) -> None:
-        if getattr(self, "_shown", -1) == state.version:
+        self._state = state
+        compact = self.size.width < COMPACT_WIDTH
+        if self._shown == (state.version, compact):
             return
-        self._shown = state.version
-        totals = [tally_line("question", state.question), tally_line("session", state.session)]
+        self._shown = (state.version, compact)
+        totals = [tally_line("question", state.question, compact), tally_line("session", state.session, compact)]
         self.query_one(".totals", Static).update(Content("\n").join(totals))
         budget = self.query_one(".budget", Static)
         budget.display = state.budget is not None

@@ -31,16 +31,23 @@ class Timeline(Widget):
         cursor = self.cursor
         ticks = {self._column(cursor.chapter_start(c), width) for c in cursor.chapters}
         here = self._column(cursor.position, width)
-        bar = []
+        cells = []
         for x in range(width):
             if x == here:
-                bar.append(("●", "bold $accent"))
+                cells.append(("●", "bold $accent"))
             elif x in ticks:
-                bar.append(("┃", "$secondary"))
+                cells.append(("┃", "$secondary"))
             elif x < here:
-                bar.append(("━", "$accent"))
+                cells.append(("━", "$accent"))
             else:
-                bar.append(("─", "$text-muted"))
+                cells.append(("─", "$text-muted"))
+        # Runs of one style become one span; a bar of single-cell spans is needlessly slow to render.
+        bar: list[tuple[str, str]] = []
+        for char, style in cells:
+            if bar and bar[-1][1] == style:
+                bar[-1] = (bar[-1][0] + char, style)
+            else:
+                bar.append((char, style))
         current = cursor.current_chapter()
         where = (
             f"{cursor.chapters[current].label} ({current + 1} of {len(cursor.chapters)})"

@@ -1,0 +1,254 @@
+"""A real sandbox for the Python that `enhance_reasoning` experts write, and the choice of runner.
+
+BubblewrapRunner runs each snippet in a throw-away bubblewrap container: no network (a new network
+namespace), a new pid namespace (the app's processes and their /proc are invisible), the system
+read-only, private size-capped tmpfs folders for /tmp and the work folder, an unprivileged uid, rlimits
+on CPU time, address space, processes, file size and open files, a wall-clock timeout that kills the
+whole container, capped output and an allow-listed environment. The layout and the bwrap command line
+live in sandbox_layout.py.
+
+`make_code_runner` picks the runner from a probe that really starts a sandbox once per process. Where
+no sandbox works the code tool is unavailable, with a message saying what to install, unless the user
+asked for bare execution (`--unsafe-code`). A Landlock + seccomp fallback is not implemented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from orchestra_tui.services import sandbox_layout as layout_mod
+from orchestra_tui.services.code_runner import (
+    DRAIN_GRACE_S,
+    CodeResult,
+    CodeRunnerError,
+    SubprocessRunner,
+    _Collector,
+    _kill_group,
+)
+
+PROBE_TIMEOUT_S = 20.0
+INSTALL_HINT = "apt-get install bubblewrap"
+PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE = 3
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    cpu_s: int = 60  # RLIMIT_CPU: SIGXCPU after this much CPU time, SIGKILL a second later
+    memory_mb: int = 512  # RLIMIT_AS: address space per process
+    processes: int = 64  # RLIMIT_NPROC: processes and threads of the sandbox user
+    file_mb: int = 16  # RLIMIT_FSIZE: largest file a process may write
+    open_files: int = 256  # RLIMIT_NOFILE
+    tmp_mb: int = 64  # size of the private /tmp and of /dev/shm each (tmpfs: memory, not disk)
+    work_mb: int = 64  # size of the private work folder (tmpfs too)
+    output_bytes: int = 1_000_000  # kept of stdout and of stderr each; the rest is drained and dropped
+    uid: int = 65534
+    gid: int = 65534
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"SandboxLimits.{name} must be a positive integer, not {value!r}")
+
+
+class BubblewrapRunner:
+    """Runs code in a bubblewrap sandbox; see the module docstring for what that means."""
+
+    name = "bubblewrap"
+
+    def __init__(self, limits: SandboxLimits | None = None, *, bwrap: str | None = None) -> None:
+        self.limits = limits or SandboxLimits()
+        self.bwrap = bwrap or shutil.which("bwrap")
+        self.layout = layout_mod.python_layout()
+
+    @contextlib.contextmanager
+    def _command(self, code: str) -> Iterator[tuple[list[str], list[int]]]:
+        """The bwrap argv and the memfds it reads its files from; the fds are closed afterwards."""
+        if not self.bwrap:
+            raise CodeRunnerError(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
+        limits, layout = self.limits, self.layout
+        as_root = os.geteuid() == 0
+        fds: list[int] = []
+
+        def data_fd(text: str) -> str:
+            # memfds rather than host files: nothing to clean up, and no pipe to deadlock on large code.
+            fd = os.memfd_create("orchestra-sandbox", 0)
+            os.write(fd, text.encode("utf-8"))
+            os.lseek(fd, 0, os.SEEK_SET)
+            fds.append(fd)
+            return str(fd)
+
+        try:
+            argv = [self.bwrap, *layout_mod.namespace_args(as_root, limits.uid, limits.gid)]
+            files = {**layout_mod.identity_files(limits.uid, limits.gid), **layout.data_files}
+            created = [*files, *(inside for _, inside in layout.ro_binds), *(link for _, link in layout.symlinks)]
+            argv += layout_mod.parent_dir_args([*created, *layout_mod.ETC_FILES])
+            argv += layout_mod.system_args()
+            for path, text in files.items():
+                argv += ["--perms", "0644", "--ro-bind-data", data_fd(text), path]
+            for host, inside in layout.ro_binds:
+                argv += ["--ro-bind", host, inside]
+            for target, link in layout.symlinks:
+                argv += ["--symlink", target, link]
+            argv += ["--proc", "/proc", "--dev", "/dev"]
+            for tmp in ("/tmp", "/dev/shm"):  # /dev/shm for multiprocessing; capped like /tmp
+                argv += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", tmp]
+            argv += ["--perms", "1777", "--size", str(limits.work_mb << 20), "--tmpfs", layout_mod.WORK_DIR]
+            script = f"{layout_mod.WORK_DIR}/{layout_mod.SCRIPT_NAME}"
+            argv += ["--perms", "0644", "--file", data_fd(code), script, "--chdir", layout_mod.WORK_DIR]
+            # The root is a tmpfs of bwrap's own, with no size limit; in a user namespace the sandbox user
+            # could fill it (host memory). Only /tmp and the work folder, both capped, stay writable.
+            argv += ["--remount-ro", "/", "--remount-ro", "/dev"]  # the same holds for /dev's tmpfs
+            argv += ["--clearenv"]
+            for key, value in self._environment().items():
+                argv += ["--setenv", key, value]
+            launch = layout_mod.rlimit_args(limits)
+            if as_root:
+                launch.append(f"drop={limits.uid}:{limits.gid}")
+            argv += ["--", layout.launcher, "-I", "-S", "-B", "-c", layout_mod.LAUNCHER, *launch, "--"]
+            # -X utf8: -I ignores PYTHONIOENCODING, and we decode the output as UTF-8 whatever the locale.
+            argv += [layout.python, "-I", "-B", "-X", "utf8", layout_mod.SCRIPT_NAME]
+            yield argv, fds
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _environment(self) -> dict[str, str]:
+        env = {
+            "PATH": ":".join(dict.fromkeys((*self.layout.path_dirs, "/usr/local/bin", "/usr/bin", "/bin"))),
+            "LANG": "C.UTF-8",
+            "HOME": layout_mod.WORK_DIR,
+            "PYTHONIOENCODING": "utf-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        env.update(self.layout.env)
+        return env
+
+    async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        with self._command(code) as (argv, fds):
+            try:
+                transport, collector = await loop.subprocess_exec(
+                    lambda: _Collector(loop, self.limits.output_bytes),
+                    *argv,
+                    env={},  # bwrap's own environment shows in the sandbox's /proc/1/environ: keep it empty
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    pass_fds=fds,
+                    start_new_session=True,  # killing bwrap's group kills the container's pid 1 ...
+                )
+            except OSError as error:
+                raise CodeRunnerError(f"cannot start {self.bwrap}: {error.strerror or error}") from None
+        try:
+            timed_out = await collector.wait_for_exit(timeout_s)
+            seconds = time.monotonic() - started
+        finally:
+            # ... and with it, by the kernel, every process of the pid namespace (--die-with-parent).
+            _kill_group(transport.get_pid())
+            await collector.wait_for_pipes(DRAIN_GRACE_S)
+            transport.close()
+        out, err = collector.streams[1], collector.streams[2]
+        return CodeResult(
+            stdout=out.text(),
+            stderr=err.text(),
+            # bwrap reports a snippet killed by signal N (CPU limit, memory) as 128 + N.
+            exit_code=None if timed_out else transport.get_returncode(),
+            timed_out=timed_out,
+            seconds=round(seconds, 3),
+            runner=self.name,
+            truncated=out.truncated or err.truncated,
+        )
+
+
+class UnsandboxedRunner(SubprocessRunner):
+    """The bare runner, chosen only with --unsafe-code; its name says so in every result."""
+
+    name = "unsandboxed-subprocess"
+
+
+class UnavailableRunner:
+    """Stands in for the code tool when no sandbox works: every run explains what to do instead."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.message = (
+            f"Python code was not run: no sandbox is available ({reason}). "
+            f"Install bubblewrap (`{INSTALL_HINT}`) to run it sandboxed, or start with --unsafe-code "
+            "to run it bare on this machine, as this user, with no sandbox."
+        )
+
+    async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
+        return CodeResult("", self.message, None, False, 0.0, self.name, False)
+
+
+@dataclass(frozen=True)
+class SandboxProbe:
+    kind: Literal["bubblewrap", "landlock", "none"]
+    detail: str
+
+
+def probe_sandbox(bwrap: str | None = None) -> SandboxProbe:
+    """Start one real sandbox (with the runner's own command line) and report whether it worked.
+
+    The result is cached per bwrap path for the life of the process.
+    """
+    return _probe(bwrap or shutil.which("bwrap") or "")
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(bwrap: str) -> SandboxProbe:
+    if not bwrap:
+        return SandboxProbe("none", "bwrap is not installed")
+    runner = BubblewrapRunner(bwrap=bwrap)
+    try:
+        with runner._command("print('sandbox ok')\n") as (argv, fds):
+            done = subprocess.run(
+                argv, env={}, pass_fds=fds, capture_output=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL
+            )
+    except (OSError, subprocess.SubprocessError) as error:
+        return SandboxProbe("none", f"{bwrap} could not be run: {error}")
+    if done.returncode != 0 or done.stdout != b"sandbox ok\n":
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = lines[-1] if lines else f"exit status {done.returncode}"
+        return SandboxProbe("none", f"bubblewrap failed: {why}")
+    user = "as root, switching to uid" if os.geteuid() == 0 else "user namespace, uid"
+    return SandboxProbe("bubblewrap", f"{bwrap} works ({user} {runner.limits.uid}, no network)")
+
+
+def make_code_runner(
+    unsafe: bool = False, *, limits: SandboxLimits | None = None, probe: SandboxProbe | None = None
+) -> BubblewrapRunner | UnsandboxedRunner | UnavailableRunner:
+    """The sandbox when it works; otherwise the bare runner if `unsafe`, else an UnavailableRunner.
+
+    `unsafe` only allows the fallback: a working sandbox is used either way.
+    """
+    probe = probe or probe_sandbox()
+    if probe.kind == "bubblewrap":
+        return BubblewrapRunner(limits)
+    if unsafe:
+        return UnsandboxedRunner()
+    return UnavailableRunner(probe.detail)
+
+
+def make_process_non_dumpable() -> bool:
+    """Make this process non-dumpable, so processes of the same user (code we run included) cannot read
+    its /proc/<pid>/environ (API keys) or ptrace it. True when done; False off Linux or if prctl fails."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
