@@ -45,6 +45,7 @@ def _session_options(args: argparse.Namespace) -> Any:
         max_rounds=args.max_rounds,
         policy_backend=_policy_backend(args),
         trajectory=Path(args.trajectory) if args.trajectory else None,
+        unsafe_code=args.unsafe_code,
     )
 
 
@@ -57,6 +58,8 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", help="the model name to request from --base-url")
     p.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
     p.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
+    p.add_argument("--unsafe-code", action="store_true",
+                   help="run model-written code WITHOUT a sandbox when bubblewrap is unavailable")
 
 
 # --- run ---------------------------------------------------------------------------------------------
@@ -265,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     from orchestra_tui.core.ledger import PriceError
     from orchestra_tui.core.trajectory import TrajectoryError
 
+    from orchestra_tui.services.sandbox import make_process_non_dumpable
+
+    # Before anything reads a key: children (model-written code) cannot read our /proc/<pid>/environ.
+    make_process_non_dumpable()
     args = build_parser().parse_args(argv)
     handler = getattr(args, "handler", _app)
     try:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from orchestra_tui.core.catalog import load_catalog
 from orchestra_tui.core.ledger import PriceBook
-from orchestra_tui.core.profiles import alias_infos, find_profile
+from orchestra_tui.core.profiles import alias_infos, load_profile, shipped_dir
 from orchestra_tui.core.tool_descriptions import (
     alias_prices,
     money,
@@ -75,7 +75,8 @@ def test_reference_prices_from_the_shipped_price_book_change_nothing():
 
 def test_avoid_gpt5_matches_the_golden_file():
     catalog = load_catalog(REFERENCE_MAPPING)
-    allowed = find_profile("avoid-gpt5").allowed_aliases(alias_infos(catalog))
+    # The shipped file itself, never a same-named one in the user's folder.
+    allowed = load_profile(shipped_dir() / "avoid-gpt5.toml").allowed_aliases(alias_infos(catalog))
     assert {a for names in allowed.values() for a in names} == set(ALL) - {"search-1", "reasoner-1", "answer-1"}
     produced = render_tools_json(regenerate_tools(load_tools(), allowed)) + "\n"
     golden = GOLDEN / "avoid-gpt5.json"

@@ -45,7 +45,8 @@ _REQUIRED = {"llamacpp": ("model_path",), "openai": ("base_url", "model"), "embe
 _FIELDS = {"llamacpp": _LLAMACPP_FIELDS, "openai": _OPENAI_FIELDS, "embedded": _EMBEDDED_FIELDS}
 
 
-def _checked(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def check_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Validate a backend spec without building it (catalogs check theirs at load time)."""
     if not isinstance(spec, dict):
         raise ValueError(f"backend spec must be a table/dict, not {type(spec).__name__}")
     kind = spec.get("kind")
@@ -68,7 +69,7 @@ def _checked(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def make_backend(spec: dict[str, Any]) -> ChatBackend:
-    kind, options = _checked(spec)
+    kind, options = check_spec(spec)
     if kind == "openai":
         from .openai_http import OpenAICompatBackend
 

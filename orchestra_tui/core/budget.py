@@ -102,16 +102,22 @@ class Budget:
 
     def __init__(self, limit_usd: Decimal | None = None, spent: Decimal = ZERO, *,
                  parent: Budget | None = None, name: str = "") -> None:
-        if limit_usd is not None and (not limit_usd.is_finite() or limit_usd < 0):
-            raise ValueError(f"a budget limit must be a finite amount >= 0, got {limit_usd}")
         if spent < 0:
             raise ValueError(f"spent must be >= 0, got {spent}")
-        self.limit = limit_usd
+        self.limit: Decimal | None = None
+        self.set_limit(limit_usd)
         self.spent = Decimal(spent)
         self.reserved = ZERO
         self.unpriced = 0  # calls booked without a known cost
         self.parent = parent
         self.name = name
+
+    def set_limit(self, limit_usd: Decimal | None) -> None:
+        """A new limit (a profile switch). Reservations already held stay held: a call in flight under the
+        old limit may still finish above a lower new one, and nothing new fits until spend is back under."""
+        if limit_usd is not None and (not limit_usd.is_finite() or limit_usd < 0):
+            raise ValueError(f"a budget limit must be a finite amount >= 0, got {limit_usd}")
+        self.limit = limit_usd
 
     def child(self, limit_usd: Decimal | None, name: str = "") -> Budget:
         """A budget inside this one (a question within the session): every reservation must fit both."""

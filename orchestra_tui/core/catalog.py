@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestra_tui.backends.base import Sampling
+from orchestra_tui.backends.factory import check_spec
 from orchestra_tui.core.context import ExpertLimits, PolicyLimits
 from orchestra_tui.core.prompts import ANSWER_STYLES
 from orchestra_tui.core.toolset import REFERENCE_ALIASES, reference_tools_path, tool_of_alias
@@ -136,6 +137,10 @@ def parse_catalog(data: dict[str, Any], path: Path, digest: str = "") -> Catalog
         if kind not in BACKEND_KINDS:
             raise CatalogError(f"{where}: backends.{name}.kind: {kind!r} is not one of {', '.join(BACKEND_KINDS)}"
                                f"{_suggest(str(kind), BACKEND_KINDS)}")
+        try:
+            check_spec(spec)
+        except ValueError as exc:
+            raise CatalogError(f"{where}: backends.{name}: {exc}") from None
 
     policy_table = data.get("policy") or {}
     _check_keys(f"{where}: policy", policy_table, _POLICY_KEYS)

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 NEUTRAL = 0.5  # cost / latency / quality: the middle of the slider states nothing
 HIGH, LOW = 0.7, 0.3  # a dead zone around neutral, so a slider nudged by a pixel does not change the prompt
-AVOID, SPARINGLY = 0.4, 0.8  # alias and tool weights (1 = no preference): below AVOID "avoid", below SPARINGLY "sparingly"
+# Alias and tool weights (1 = no preference): below AVOID the policy is asked to "avoid", below SPARINGLY
+# to use it "sparingly".
+AVOID, SPARINGLY = 0.4, 0.8
 LOCAL_KINDS = ("embedded", "llamacpp")
 LOCAL_RETRIEVAL = ("embedded", "index")  # retrieval kinds that never leave the machine
 
@@ -182,11 +184,12 @@ class Profile:
     # --- against a catalog ---------------------------------------------------------------------------
 
     def alias_weight(self, info: AliasInfo) -> float:
-        """The slider value for one alias: its own, its model's and (if remote) the remote weight, multiplied."""
+        """The slider value for one alias: its own, its model's and (if remote) the remote weight, multiplied.
+        Two `[models]` spellings of one model ("gpt-5", "openai/gpt-5") count once, at the lower weight."""
         weight = self.aliases.get(info.alias, 1.0)
-        for pattern, model_weight in self.models.items():
-            if model_matches(pattern, info.model):
-                weight *= model_weight
+        matching = [w for pattern, w in self.models.items() if model_matches(pattern, info.model)]
+        if matching:
+            weight *= min(matching)
         return weight if info.local else weight * self.weights.remote
 
     def withheld_reason(self, info: AliasInfo) -> str | None:

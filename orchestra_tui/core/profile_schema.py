@@ -56,6 +56,13 @@ def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
+def shown(value: Any) -> str:
+    """A value as the TOML file spells it (`true`, not Python's `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
 def dotted(path: tuple[str, ...]) -> str:
     return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else f'"{p}"' for p in path)
 
@@ -107,7 +114,7 @@ def syntax_line(message: str) -> int | None:
 
 def _table(value: Any, path: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise Bad(path, f"expected a table, got {value!r}")
+        raise Bad(path, f"expected a table, got {shown(value)}")
     return value
 
 
@@ -120,9 +127,9 @@ def _known(table: dict[str, Any], path: tuple[str, ...], allowed: tuple[str, ...
 def _weight(value: Any, path: tuple[str, ...]) -> float:
     # bool is an int in Python; `true` as a weight is a mistake, not 1.0.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise Bad(path, f"expected a number from 0 to 1, got {value!r}")
+        raise Bad(path, f"expected a number from 0 to 1, got {shown(value)}")
     if not 0 <= value <= 1:
-        raise Bad(path, f"{value!r} is outside 0..1")
+        raise Bad(path, f"{shown(value)} is outside 0..1")
     return float(value)
 
 
@@ -135,13 +142,13 @@ def _weights(value: Any, path: tuple[str, ...], names: tuple[str, ...] | None, w
 
 def _bool(value: Any, path: tuple[str, ...]) -> bool:
     if not isinstance(value, bool):
-        raise Bad(path, f"expected true or false, got {value!r}")
+        raise Bad(path, f"expected true or false, got {shown(value)}")
     return value
 
 
 def _whole(value: Any, path: tuple[str, ...], minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise Bad(path, f"expected a whole number >= {minimum}, got {value!r}")
+        raise Bad(path, f"expected a whole number >= {minimum}, got {shown(value)}")
     return value
 
 
@@ -152,25 +159,25 @@ def usd(value: Any, path: tuple[str, ...]) -> Decimal:
     """Dollars as an exact Decimal. Strings keep exactness; a TOML float goes through its shortest repr."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
             isinstance(value, str) and not _USD_TEXT.match(value)):
-        raise Bad(path, f"expected an amount in dollars such as \"0.05\", got {value!r}")
+        raise Bad(path, f"expected an amount in dollars such as \"0.05\", got {shown(value)}")
     try:
         amount = Decimal(str(value).strip())
     except InvalidOperation:
-        raise Bad(path, f"{value!r} is not an amount in dollars") from None
+        raise Bad(path, f"{shown(value)} is not an amount in dollars") from None
     if not amount.is_finite() or amount < 0:
-        raise Bad(path, f"expected an amount >= 0, got {value!r}")
+        raise Bad(path, f"expected an amount >= 0, got {shown(value)}")
     return amount
 
 
 def _strings(value: Any, path: tuple[str, ...], choices: tuple[str, ...] | None, what: str) -> list[str]:
     if not isinstance(value, list):
-        raise Bad(path, f"expected a list of {what}s, got {value!r}")
+        raise Bad(path, f"expected a list of {what}s, got {shown(value)}")
     out: list[str] = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item:
-            raise Bad(path, f"item {i + 1}: expected a {what} name, got {item!r}")
+            raise Bad(path, f"item {i + 1}: expected a {what} name, got {shown(item)}")
         if choices is not None and item not in choices:
-            raise Bad(path, f"unknown {what} {item!r}{suggest(item, choices)}")
+            raise Bad(path, f"unknown {what} {shown(item)}{suggest(item, choices)}")
         if item not in out:
             out.append(item)
     return out
@@ -218,7 +225,7 @@ def _sampling(value: Any, path: tuple[str, ...]) -> dict[str, Any]:
         if key in table:
             number = table[key]
             if isinstance(number, bool) or not isinstance(number, (int, float)) or not low <= number <= high:
-                raise Bad((*path, key), f"expected a number from {low:g} to {high:g}, got {number!r}")
+                raise Bad((*path, key), f"expected a number from {low:g} to {high:g}, got {shown(number)}")
             out[key] = float(number)
     if "top_k" in table:
         out["top_k"] = _whole(table["top_k"], (*path, "top_k"), 0)
@@ -229,13 +236,13 @@ def _sampling(value: Any, path: tuple[str, ...]) -> dict[str, Any]:
 
 def _text(value: Any, path: tuple[str, ...]) -> str:
     if not isinstance(value, str):
-        raise Bad(path, f"expected a string, got {value!r}")
+        raise Bad(path, f"expected a string, got {shown(value)}")
     return value
 
 
 def check_name(name: str, path: tuple[str, ...] = ("name",)) -> str:
     if not NAME_PATTERN.match(name) or name in RESERVED_NAMES:
-        raise Bad(path, f"{name!r} cannot name a profile: use lower-case letters, digits, '-' and '_'"
+        raise Bad(path, f"{shown(name)} cannot name a profile: use lower-case letters, digits, '-' and '_'"
                         f" (and not {', '.join(RESERVED_NAMES)})")
     return name
 
@@ -249,7 +256,7 @@ def check_profile(data: dict[str, Any], stem: str) -> dict[str, Any]:
         # The file name is how a profile is found (`show NAME`, overriding by name); two identities would
         # let a user file shadow a profile it does not appear to be.
         if name != stem:
-            raise Bad(("name",), f"{name!r} differs from the file name {stem + '.toml'!r}; make them equal")
+            raise Bad(("name",), f"{shown(name)} differs from the file name {stem + '.toml'!r}; make them equal")
     if "description" in data:
         out["description"] = _text(data["description"], ("description",))
     if "weights" in data:
@@ -270,7 +277,8 @@ def check_profile(data: dict[str, Any], stem: str) -> dict[str, Any]:
     if "variant" in data:
         variant = data["variant"]
         if variant not in VARIANTS:
-            raise Bad(("variant",), f"{variant!r} is not one of {', '.join(VARIANTS)}{suggest(str(variant), VARIANTS)}")
+            raise Bad(("variant",),
+                      f"{shown(variant)} is not one of {', '.join(VARIANTS)}{suggest(str(variant), VARIANTS)}")
         out["variant"] = variant
     if "catalog" in data:
         out["catalog"] = _text(data["catalog"], ("catalog",))

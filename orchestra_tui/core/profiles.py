@@ -96,7 +96,7 @@ def profile_files() -> dict[str, Path]:
     for folder in (shipped_dir(), user_dir()):
         if folder.is_dir():
             for path in sorted(folder.glob("*.toml")):
-                if path.name != CONFIG_FILE:
+                if path.name != CONFIG_FILE and not path.name.startswith("."):
                     found[path.stem] = path
     return dict(sorted(found.items()))
 

@@ -50,6 +50,7 @@ class SessionOptions:
     policy_backend: dict[str, Any] | None = None  # replaces the catalog's policy backend (CLI --model/--base-url)
     trajectory: Path | None = None  # None: a new file under the state folder
     record: bool = True
+    unsafe_code: bool = False  # run model-written code bare when no sandbox works (the user typed the flag)
 
 
 @dataclass
@@ -126,9 +127,9 @@ class Session:
 
     def _code_runner(self) -> Any:
         if self._parts.code_runner is None:
-            from orchestra_tui.services.code_runner import SubprocessRunner
+            from orchestra_tui.services.sandbox import make_code_runner
 
-            self._parts.code_runner = SubprocessRunner()
+            self._parts.code_runner = make_code_runner(unsafe=self.options.unsafe_code)
         return self._parts.code_runner
 
     def _experts(self) -> Experts:

@@ -78,7 +78,7 @@ class SubprocessRunner:
             script.write_text(code, encoding="utf-8")
             try:
                 transport, collector = await loop.subprocess_exec(
-                    lambda: _Collector(loop, self.max_output_bytes),
+                    lambda: OutputCollector(loop, self.max_output_bytes),
                     self.python,
                     "-I",  # ignore PYTHON* variables and the user's site-packages
                     "-B",  # no __pycache__ left behind
@@ -99,7 +99,7 @@ class SubprocessRunner:
                 seconds = time.monotonic() - started
             finally:
                 # Also after a normal exit or a cancellation: children the snippet left running go too.
-                _kill_group(transport.get_pid())
+                kill_group(transport.get_pid())
                 # Their deaths close the pipes. Should a descendant have left the group (setsid) with a
                 # pipe open, stop waiting after a grace period instead of hanging.
                 await collector.wait_for_pipes(DRAIN_GRACE_S)
@@ -118,7 +118,7 @@ class SubprocessRunner:
         )
 
 
-class _Collector(asyncio.SubprocessProtocol):
+class OutputCollector(asyncio.SubprocessProtocol):
     """Receives a child's output and tells apart its exit from the closing of its pipes.
 
     The high-level `Process.wait()` returns only once the pipes are closed too, so a grandchild that
@@ -173,7 +173,7 @@ class _CappedBuffer:
         return self.data.decode("utf-8", errors="replace")
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -33,8 +33,8 @@ from orchestra_tui.services.code_runner import (
     CodeResult,
     CodeRunnerError,
     SubprocessRunner,
-    _Collector,
-    _kill_group,
+    OutputCollector,
+    kill_group,
 )
 
 PROBE_TIMEOUT_S = 20.0
@@ -141,7 +141,7 @@ class BubblewrapRunner:
         with self._command(code) as (argv, fds):
             try:
                 transport, collector = await loop.subprocess_exec(
-                    lambda: _Collector(loop, self.limits.output_bytes),
+                    lambda: OutputCollector(loop, self.limits.output_bytes),
                     *argv,
                     env={},  # bwrap's own environment shows in the sandbox's /proc/1/environ: keep it empty
                     stdin=subprocess.DEVNULL,
@@ -157,7 +157,7 @@ class BubblewrapRunner:
             seconds = time.monotonic() - started
         finally:
             # ... and with it, by the kernel, every process of the pid namespace (--die-with-parent).
-            _kill_group(transport.get_pid())
+            kill_group(transport.get_pid())
             await collector.wait_for_pipes(DRAIN_GRACE_S)
             transport.close()
         out, err = collector.streams[1], collector.streams[2]
@@ -188,7 +188,7 @@ class UnavailableRunner:
         self.reason = reason
         self.message = (
             f"Python code was not run: no sandbox is available ({reason}). "
-            f"Install bubblewrap (`{INSTALL_HINT}`) to run it sandboxed, or start with --unsafe-code "
+            f"Install bubblewrap 0.8 or newer (`{INSTALL_HINT}`) to run it sandboxed, or start with --unsafe-code "
             "to run it bare on this machine, as this user, with no sandbox."
         )
 

@@ -119,10 +119,10 @@ def python_layout() -> PythonLayout:
 
 
 def _add_venv(layout: PythonLayout, venv: Path, inside_base: Path) -> None:
-    lib = Path(sysconfig.get_path("purelib")).resolve()
-    relative = lib.relative_to(venv.resolve())  # lib/pythonX.Y/site-packages
-    layout.ro_binds.append((str(lib), f"{SANDBOX_VENV}/{relative}"))
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    # Where site looks for a venv's packages on POSIX, whatever the host layout.
+    lib = Path(sysconfig.get_path("purelib")).resolve()
+    layout.ro_binds.append((str(lib), f"{SANDBOX_VENV}/lib/{version}/site-packages"))
     for name in ("python3", "python", version):
         layout.symlinks.append((layout.launcher, f"{SANDBOX_VENV}/bin/{name}"))
     system_site = "false"
@@ -166,7 +166,8 @@ def parent_dir_args(paths: list[str]) -> list[str]:
     """Create the ancestors of `paths` as 0755 directories: left to itself bwrap makes them 0700 and
     owned by root, which the unprivileged user could not traverse."""
     parents = {str(parent) for path in paths for parent in Path(path).parents if str(parent) != "/"}
-    return [arg for parent in sorted(parents, key=lambda p: (p.count("/"), p)) for arg in ("--perms", "0755", "--dir", parent)]
+    ordered = sorted(parents, key=lambda p: (p.count("/"), p))  # a folder before its subfolders
+    return [arg for parent in ordered for arg in ("--perms", "0755", "--dir", parent)]
 
 
 def namespace_args(as_root: bool, uid: int, gid: int) -> list[str]:

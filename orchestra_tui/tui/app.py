@@ -22,12 +22,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
-from orchestra_tui.core.events import EpisodeEnded, EpisodeStarted, Event, Notice
+from orchestra_tui.core.events import Event, Notice
 from orchestra_tui.core.session import EpisodeSource
 from orchestra_tui.tui.commands import ProfileCommands, app_commands
 from orchestra_tui.tui.event_handler import EventHandler, policy_label
 from orchestra_tui.tui.format import parse_usd
 from orchestra_tui.tui.replay import ReplayCursor
+from orchestra_tui.tui.replay_controls import ReplayControls
 from orchestra_tui.tui.screens.help import HelpScreen
 from orchestra_tui.tui.screens.profile_picker import ProfilePicker
 from orchestra_tui.tui.state import SessionView
@@ -46,7 +47,16 @@ PANE_IDS = ("transcript", "reasoning", "tool-calls")
 REPLAY_ACTIONS = {"play_pause", "step", "round_step", "seek_edge", "speed", "jump_round"}
 
 
-class OrchestraApp(App[int]):
+def _header_policy(header: dict[str, Any]) -> dict[str, Any] | None:
+    """A trajectory header names the policy's backend; its spec says which kind and model that is."""
+    spec = (header.get("backends") or {}).get(header.get("policy_backend"))
+    if not isinstance(spec, dict):
+        return None
+    model = spec.get("model_name") or spec.get("model") or Path(str(spec.get("model_path", ""))).stem
+    return {"backend": spec.get("kind"), "model": model or header.get("policy_backend")}
+
+
+class OrchestraApp(ReplayControls, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "orchestra-tui"
     COMMANDS = App.COMMANDS | {ProfileCommands}
@@ -90,7 +100,6 @@ class OrchestraApp(App[int]):
         mode = "replay" if self.replay is not None else "live"
         self.handler = EventHandler(schedule=self._schedule_flush if mode == "live" else None, mode=mode)
         self.handler.reset(**self._initial)
-        self._play_timer = None
         self._cancel_presses = 0
         self._asked_at = 0.0
         if theme:
@@ -145,8 +154,10 @@ class OrchestraApp(App[int]):
     def _initial_view(self) -> dict[str, Any]:
         """What the header and meter show before any event: from the source live, the header in replay."""
         info, source = self.header_info, self.source
-        profile = info.get("profile") if self.replay is not None else getattr(source, "profile_name", None)
-        policy = info.get("policy") if self.replay is not None else getattr(source, "policy_label", None)
+        if self.replay is not None:
+            profile, policy = info.get("profile"), info.get("policy") or _header_policy(info)
+        else:
+            profile, policy = getattr(source, "profile_name", None), getattr(source, "policy_label", None)
         budget = info.get("budget_usd", getattr(source, "budget_usd", None))
         return {"profile": profile or None, "policy": policy_label(policy), "budget": parse_usd(budget)}
 
@@ -164,9 +175,10 @@ class OrchestraApp(App[int]):
     # --- painting ------------------------------------------------------------------------------------
 
     def _schedule_flush(self, flush: Callable[[], None]) -> None:
-        self.set_timer(FLUSH_INTERVAL_S, lambda: self._flush(flush))
+        self.set_timer(FLUSH_INTERVAL_S, lambda: self.paint(flush))
 
-    def _flush(self, flush: Callable[[], None] | None = None) -> None:
+    def paint(self, flush: Callable[[], None] | None = None) -> None:
+        """Paint the current state now (the flush timer calls this too)."""
         state = self.handler.state
         # Live, the source is the authority on its profile: a switch lands there at a round boundary.
         name = getattr(self.source, "profile_name", None)
@@ -175,10 +187,6 @@ class OrchestraApp(App[int]):
             state.seq += 1
             state.version = state.seq
         (flush or self.handler.flush)()
-
-    def paint(self) -> None:
-        """Paint the current state now instead of at the next flush tick."""
-        self._flush()
 
     @property
     def state(self) -> SessionView:
@@ -220,16 +228,10 @@ class OrchestraApp(App[int]):
         if event.state == WorkerState.ERROR:
             self.handler.handle(Notice(level="error", message=f"engine error: {event.worker.error!r}"))
         if state.running:
-            # The engine stopped without saying how (an error, or a hard stop on a second Esc).
-            status = "cancelled" if event.state == WorkerState.CANCELLED or state.status == "cancelling" else "error"
-            if state.episode == 0 or (state.entries and state.entries[-1].pending):
-                self.handler.handle(EpisodeStarted(
-                    episode_id="", question=state.entries[-1].text if state.entries else "", problem="",
-                    variant="", max_rounds=0, profile=state.profile or "", policy={}))
-            rounds = state.current_round[1] if state.current_round else 0
-            self.handler.handle(EpisodeEnded(status=status, answer=None, rounds=rounds, cost_usd=None,
-                                             latency_s=time.monotonic() - self._asked_at))
-        self._flush()
+            # The engine stopped without saying how (it raised, or a second Esc stopped it hard).
+            hard_stop = event.state == WorkerState.CANCELLED or state.status == "cancelling"
+            self.handler.abandon("cancelled" if hard_stop else "error", time.monotonic() - self._asked_at)
+        self.paint()
         self.refresh_bindings()
 
     def action_cancel_episode(self) -> None:
@@ -266,7 +268,7 @@ class OrchestraApp(App[int]):
         self.state.pending_profile = name
         self.state.seq += 1
         self.state.version = self.state.seq
-        self._flush()
+        self.paint()
 
     def action_pick_profile(self) -> None:
         names = self.profile_names()
@@ -310,71 +312,3 @@ class OrchestraApp(App[int]):
                 pane = node
                 break
         self.screen.maximize(pane, container=False)
-
-    # --- replay --------------------------------------------------------------------------------------
-
-    def replay_seek(self, position: int) -> None:
-        """Show the state as of `position` events. One step forward folds one event; any other move
-        re-folds from the start, which is exact by construction."""
-        cursor = self.replay
-        if cursor is None:
-            return
-        before = cursor.position
-        after = cursor.seek(position)
-        if after == before + 1 and after > 0:
-            self.handler.handle(cursor.events[before])
-        elif after != before or position == 0:
-            self.handler.reset(**self._initial)
-            self.handler.handle_all(cursor.events[:after])
-        self.handler.flush()
-        self.query_one(Timeline).refresh()
-
-    def replay_chapter(self, index: int) -> None:
-        if self.replay is not None:
-            self.replay_seek(self.replay.chapter_position(index))
-
-    def action_step(self, delta: int) -> None:
-        if self.replay is not None:
-            self.replay_seek(self.replay.position + delta)
-
-    def action_round_step(self, direction: int) -> None:
-        if self.replay is not None:
-            self.replay_seek(self.replay.neighbour_chapter_position(direction))
-
-    def action_jump_round(self, number: int) -> None:
-        if self.replay is not None and (position := self.replay.round_position(number)) is not None:
-            self.replay_seek(position)
-
-    def action_seek_edge(self, end: int) -> None:
-        self.replay_seek(self.replay.total if end else 0)  # type: ignore[union-attr]
-
-    def action_speed(self, direction: int) -> None:
-        self.replay.change_speed(direction)  # type: ignore[union-attr]
-        self.query_one(Timeline).refresh()
-
-    def action_play_pause(self) -> None:
-        cursor = self.replay
-        assert cursor is not None
-        cursor.playing = not cursor.playing
-        if cursor.playing:
-            if cursor.at_end:
-                self.replay_seek(0)
-            self._play_timer = self.set_timer(cursor.delay_to_next(), self._play_tick)
-        elif self._play_timer is not None:
-            self._play_timer.stop()
-        self.query_one(Timeline).refresh()
-
-    def _play_tick(self) -> None:
-        cursor = self.replay
-        if cursor is None or not cursor.playing:
-            return
-        self.replay_seek(cursor.position + 1)
-        if cursor.at_end:
-            cursor.playing = False
-            self.query_one(Timeline).refresh()
-        else:
-            self._play_timer = self.set_timer(cursor.delay_to_next(), self._play_tick)
-
-    @on(Timeline.Seek)
-    def _timeline_seek(self, event: Timeline.Seek) -> None:
-        self.replay_seek(event.position)

@@ -286,6 +286,16 @@ class EventHandler:
         state.version = state.seq
         self.request_flush()
 
+    def abandon(self, status: str, latency_s: float) -> None:
+        """Close an episode the engine left open (it raised, or was stopped hard), as EpisodeEnded would."""
+        state = self.state
+        for entry in state.entries:
+            if entry.pending:
+                entry.pending = False
+                entry.version = state.seq + 1
+        rounds = state.current_round[1] if state.current_round else 0
+        self.handle(EpisodeEnded(status=status, answer=None, rounds=rounds, cost_usd=None, latency_s=latency_s))
+
     def request_flush(self) -> None:
         if self._schedule is None:
             return

@@ -57,3 +57,8 @@ def test_replay_at_round_2(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(live_app(), terminal_size=SMALL, press=["f1"])
+
+
+def test_after_an_answer_light_theme(snap_compare):
+    app = OrchestraApp(ScriptedSource(unavailable=NO_KEYS), cursor_blink=False, theme="textual-light")
+    assert snap_compare(app, terminal_size=LARGE, run_before=answer_one_question)

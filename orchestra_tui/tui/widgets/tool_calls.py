@@ -31,9 +31,9 @@ STATUS_MARKS = {
 # Column sets from wide to narrow: (name, width, right-aligned); width 0 takes what is left.
 _TIERS = [
     (80, [("round", 4, False), ("tool", 17, False), ("route", 0, False), ("status", 7, False),
-          ("tokens", 11, True), ("cost", 10, True)]),
+          ("tokens", 11, True), ("cost", 12, True)]),
     (56, [("round", 4, False), ("tool", 17, False), ("route", 0, False), ("status", 7, False),
-          ("cost", 10, True)]),
+          ("cost", 12, True)]),
     (0, [("round", 4, False), ("tool", 0, False), ("status", 7, False), ("cost", 10, True)]),
 ]
 _TITLE_CHROME = 5  # fold symbol and padding, scrollbar

@@ -1,0 +1,89 @@
+"""Smaller promises: coalesced painting, the budget bar, rejected rounds, the light theme."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from fixtures_tui import ScriptedSource, episode_script, plain, settle
+
+from orchestra_tui.core.events import EpisodeEnded, Event, PolicyDelta, RoundRejected, RoundStarted
+from orchestra_tui.tui.app import OrchestraApp
+from orchestra_tui.tui.event_handler import apply
+from orchestra_tui.tui.state import SessionView
+from orchestra_tui.tui.widgets.cost_meter import CostMeter, budget_line
+from orchestra_tui.tui.widgets.reasoning import ReasoningPane, round_title
+
+
+class Firehose:
+    """Thousands of one-token deltas as fast as the loop allows."""
+
+    profile_name, policy_label = "balanced", "test"
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+
+    async def ask(self, question: str) -> AsyncIterator[Event]:
+        yield episode_script(question)[0]
+        yield RoundStarted(round=1, messages=[], tools=[], context_tokens=10)
+        for i in range(self.tokens):
+            await asyncio.sleep(0)
+            yield PolicyDelta(round=1, text=f"t{i} ")
+        yield EpisodeEnded(status="no_answer", answer=None, rounds=1, cost_usd=None, latency_s=1.0)
+
+    def cancel(self) -> None:
+        pass
+
+
+async def test_a_token_stream_is_painted_in_batches_not_per_token():
+    tokens = 3000
+    app = OrchestraApp(Firehose(tokens), cursor_blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        flushes = 0
+        real_flush = app.handler.flush
+
+        def counting_flush() -> None:
+            nonlocal flushes
+            flushes += 1
+            real_flush()
+
+        app.handler.flush = counting_flush
+        app.query_one("#ask").value = "stream"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert flushes < tokens / 10
+        thinking = plain(app.query_one(ReasoningPane).fold(1).body)
+        assert thinking.startswith("t0 t1") and f"t{tokens - 1}" in thinking
+
+
+async def test_the_budget_bar_shows_spend_against_the_budget():
+    source = ScriptedSource()
+    source.budget_usd = "0.004"
+    app = OrchestraApp(source, cursor_blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one("#ask").value = "q"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        budget = app.query_one(CostMeter).query_one(".budget")
+        assert budget.display and "$0.00237 of $0.00400" in plain(budget)
+    assert budget_line(Decimal("0.5"), Decimal("0.25")).plain.count("█") == 20  # over budget: full, never past it
+
+
+def test_a_rejected_round_says_why():
+    state = SessionView()
+    for event in [*episode_script()[:2], RoundRejected(round=1, reason="invalid", detail="unknown alias answer-9")]:
+        apply(state, event)
+    view = state.rounds[(1, 1)]
+    assert view.finished and "rejected: invalid" in round_title(view, current=True)
+
+
+def test_unpriced_is_never_shown_as_zero_in_the_breakdown():
+    from orchestra_tui.tui.widgets.cost_meter import breakdown
+
+    state = SessionView()
+    for event in episode_script():
+        apply(state, event)
+    lines = breakdown(state).plain.splitlines()
+    retrieval = next(line for line in lines if "retrieval" in line)
+    assert "unpriced" in retrieval and "$0" not in retrieval
