@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,20 @@ def _session_options(args: argparse.Namespace) -> Any:
 
     if args.max_rounds < 1:
         raise UsageError("--max-rounds must be at least 1")
+    max_cost = None
+    if args.max_cost is not None:
+        try:
+            max_cost = Decimal(args.max_cost)
+        except InvalidOperation:
+            raise UsageError(f"--max-cost: {args.max_cost!r} is not an amount in USD") from None
+        if not max_cost.is_finite() or max_cost < 0:
+            raise UsageError("--max-cost must be an amount >= 0")
     return SessionOptions(
         catalog=args.catalog,
         variant=args.variant,
         max_rounds=args.max_rounds,
+        profile=args.profile,
+        max_cost=max_cost,
         policy_backend=_policy_backend(args),
         trajectory=Path(args.trajectory) if args.trajectory else None,
         unsafe_code=args.unsafe_code,
@@ -50,8 +61,11 @@ def _session_options(args: argparse.Namespace) -> Any:
 
 
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--catalog", default="embedded", help="a shipped catalog name or a catalog TOML file")
-    p.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT, help="orchestra prompt wording")
+    p.add_argument("--catalog", help="a shipped catalog name or a catalog TOML file (default: the profile's, "
+                   "else embedded)")
+    p.add_argument("--variant", choices=VARIANTS, help=f"orchestra prompt wording (default: {DEFAULT_VARIANT})")
+    p.add_argument("--profile", help="preference profile (default: default_profile in config.toml)")
+    p.add_argument("--max-cost", help="USD per question at most (on top of the profile's budget)")
     p.add_argument("--max-rounds", type=int, default=50)
     p.add_argument("--model", help="a GGUF file to play the policy in-process (llama.cpp)")
     p.add_argument("--base-url", help="an OpenAI-compatible server for the policy (vLLM, llama.cpp server)")
@@ -200,15 +214,47 @@ def _paths(_: argparse.Namespace) -> int:
 
 
 def _catalog_show(args: argparse.Namespace) -> int:
+    from orchestra_tui.core.availability import alias_problems, backend_problems
     from orchestra_tui.core.catalog import load_catalog
 
     catalog = load_catalog(args.catalog)
+    problems = asyncio.run(backend_problems(catalog, probe=not args.no_probe))
+    unavailable = alias_problems(catalog, problems)
     print(f"catalog {catalog.name} ({catalog.path.name}): {catalog.description}")
-    print(f"policy: {catalog.policy.backend} → {catalog.policy.model}")
+    policy_state = f"UNAVAILABLE — {problems[catalog.policy.backend]}" if catalog.policy.backend in problems else "ok"
+    print(f"policy: {catalog.policy.backend} → {catalog.policy.model}  [{policy_state}]")
     for tool, aliases in catalog.aliases().items():
         for alias in aliases:
             spec = catalog.experts[alias]
-            print(f"{tool:18} {alias:14} {spec.backend} → {spec.model}")
+            state = f"unavailable — {problems[spec.backend]}" if alias in unavailable else "available"
+            print(f"{tool:18} {alias:14} {spec.backend} → {spec.model}  [{state}]")
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from orchestra_tui.core import profiles as p
+
+    if args.profiles_command == "list":
+        errors: list[p.ProfileError] = []
+        default = p.default_profile_name()
+        for name, profile in sorted(p.load_profiles(errors).items()):
+            mark = "*" if name == default else " "
+            print(f"{mark} {name:14} {profile.description}  [{profile.source}]")
+        for error in errors:
+            print(f"! {error}", file=sys.stderr)
+        return 1 if errors else 0
+    if args.profiles_command == "show":
+        import tomli_w
+
+        print(tomli_w.dumps(p.find_profile(args.name).to_toml_dict()), end="")
+        return 0
+    if args.profiles_command == "validate":
+        for path in args.files:
+            p.load_profile(path)
+            print(f"{path}: ok")
+        return 0
+    print(f"user: {p.user_dir()}")
+    print(f"shipped: {p.shipped_dir()}")
     return 0
 
 
@@ -216,7 +262,11 @@ def _app(args: argparse.Namespace) -> int:
     from orchestra_tui.core.session import Session
     from orchestra_tui.tui import run_app
 
-    return run_app(Session(_session_options(args)))
+    session = Session(_session_options(args))
+    try:
+        return run_app(session)
+    finally:
+        session.close_sync()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--print", action="store_true", help="print a text account instead of opening the app")
     replay.set_defaults(handler=_replay, is_async=False)
 
+    profiles = sub.add_parser("profiles", help="preference profiles")
+    profiles_sub = profiles.add_subparsers(dest="profiles_command", required=True)
+    profiles_sub.add_parser("list", help="every profile, shipped and yours (* = the default)")
+    show_profile = profiles_sub.add_parser("show", help="a profile as TOML")
+    show_profile.add_argument("name")
+    validate = profiles_sub.add_parser("validate", help="check profile files")
+    validate.add_argument("files", nargs="+")
+    profiles_sub.add_parser("path", help="where your profiles go, and the shipped ones")
+    profiles.set_defaults(handler=_profiles, is_async=False)
+
     paths = sub.add_parser("paths", help="where config, trajectories and caches live")
     paths.set_defaults(handler=_paths, is_async=False)
 
@@ -259,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     show = catalog_sub.add_parser("show", help="which backend and model play each alias")
     show.add_argument("--catalog", default="embedded")
+    show.add_argument("--no-probe", action="store_true", help="only check API keys, do not contact endpoints")
     show.set_defaults(handler=_catalog_show, is_async=False)
     return parser
 
@@ -266,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from orchestra_tui.core.catalog import CatalogError
     from orchestra_tui.core.ledger import PriceError
+    from orchestra_tui.core.profiles import ProfileError
     from orchestra_tui.core.trajectory import TrajectoryError
 
     from orchestra_tui.services.sandbox import make_process_non_dumpable
@@ -278,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "is_async", False):
             return asyncio.run(handler(args))
         return handler(args)
-    except (UsageError, CatalogError, PriceError, TrajectoryError, FileNotFoundError) as exc:
+    except (UsageError, CatalogError, PriceError, ProfileError, TrajectoryError, FileNotFoundError) as exc:
         print(f"orchestra-tui: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -55,7 +55,8 @@ def _policy_round(n: int, context: int, thinking: str, call: list[dict], tokens:
     deltas += [PolicyDelta(round=n, text=w + " ") for w in words]
     deltas.append(PolicyDelta(round=n, text="</think>"))
     return [
-        RoundStarted(round=n, messages=[{"role": "user", "content": "Problem: …"}], tools=_tools(), context_tokens=context),
+        RoundStarted(round=n, messages=[{"role": "user", "content": "Problem: …"}], tools=_tools(),
+                     context_tokens=context),
         *deltas,
         PolicyOutput(round=n, content=f"<think>\n{thinking}\n</think>", reasoning=thinking, tool_calls=call,
                      usage={"prompt_tokens": tokens[0], "completion_tokens": tokens[1]}, seconds=seconds),
@@ -172,7 +173,8 @@ class ScriptedSource:
                 self.holding.set()
                 await self.resume.wait()
             if self._cancelled:
-                yield EpisodeEnded(status="cancelled", answer=None, rounds=rounds, cost_usd=None, latency_s=3.0, ts=event.ts)
+                yield EpisodeEnded(status="cancelled", answer=None, rounds=rounds, cost_usd=None, latency_s=3.0,
+                                   ts=event.ts)
                 return
             if isinstance(event, RoundStarted):
                 rounds = event.round

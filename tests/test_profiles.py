@@ -220,9 +220,14 @@ def test_preference_statements():
     assert find_profile("prefer-local").preference_statement(aliases) == (
         "User preference: avoid answer-1, answer-2, reasoner-1, reasoner-2, search-1 and search-2 where possible.")
     assert find_profile("prefer-local").preference_statement(alias_infos(load_catalog("embedded"))) is None
+    all_remote = {a: AliasInfo(a, i.tool, i.model, local=False) for a, i in aliases.items()}
+    assert find_profile("prefer-local").preference_statement(all_remote) is None  # nothing to prefer
+    # Weights are read against the best alias of the same tool: search-3 alone is lowered, and only it.
+    relative = Profile("x", aliases={a: 0.5 for a in ALL if a != "search-3"} | {"search-3": 0.1})
+    assert relative.preference_statement(aliases) == "User preference: avoid search-3 where possible."
     brief = Profile("x", aliases={"answer-1": 0.1, "reasoner-1": 0.2, "search-3": 0},
                     weights=Weights(cost=0.8, latency=0.1))
-    assert brief.preference_statement(["answer-1", "reasoner-1", "search-3"]) == (
+    assert brief.preference_statement(ALL) == (
         "User preference: avoid answer-1 and reasoner-1 where possible; keep cost low; latency matters less.")
     # Two spellings of one model count once, at the lower weight: 0.5 ("sparingly"), not 0.5 × 0.7 ("avoid").
     soft = Profile("x", models={"gpt-5": 0.5, "openai/GPT-5": 0.7}, tools={"search": 0.3})
@@ -248,7 +253,12 @@ def test_rules_and_zero_weights_withhold_aliases():
     assert "search" not in Profile("x", tools={"search": 0}).allowed_aliases(aliases)
     assert allowed(Profile("x", rules=Rules(exclude=("answer-2",)))) == set(ALL) - {"answer-2"}
     web = {a: AliasInfo(a, i.tool, i.model, i.local, web=i.tool == "search") for a, i in aliases.items()}
-    assert Profile("x", rules=Rules(no_web=True)).allowed_aliases(web).get("search") is None
+    no_web = Profile("x", rules=Rules(no_web=True))
+    assert no_web.allowed_aliases(web).get("search") is None
+    assert no_web.allowed_aliases(aliases)["search"] == REFERENCE_ALIASES["search"]
+    fallback = {"kind": "index", "path": "idx", "web_fallback": True}
+    assert no_web.retrieval_spec(fallback) == {**fallback, "web_fallback": False}
+    assert Profile("x").retrieval_spec(fallback) == fallback
     # Only aliases the catalog maps can be allowed.
     few = {a: aliases[a] for a in ("answer-4", "search-3")}
     assert Profile("x").allowed_aliases(few) == {"answer": ("answer-4",), "search": ("search-3",)}

@@ -104,6 +104,35 @@ def _die_with_parent_hook(parent_pid: int) -> Callable[[], None] | None:
     return hook
 
 
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs. Zombies do not count: they have exited, and the
+    orphaned ones are reaped by init, not by us."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Poll until the SIGKILLed members of a group are gone (they are not our children: no wait())."""
+    deadline = time.monotonic() + timeout
+    while _group_has_live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _scrub(text: str, env: Mapping[str, str]) -> str:
     """Servers echo their settings at start-up; keep the values of key-like variables out of messages."""
     for name, value in env.items():
@@ -267,17 +296,21 @@ class ServerLauncher:
                 except subprocess.TimeoutExpired:
                     self._signal_group(process.pid, signal.SIGKILL)
                     process.wait()
-            # Workers the server forked and left behind keep the group alive (and a GPU busy): end them.
-            self._signal_group(process.pid, signal.SIGKILL)
+            # Workers the server forked and left behind keep the group alive (and a GPU busy): end them,
+            # and wait for them, so that no process of the server outlives stop().
+            if self._signal_group(process.pid, signal.SIGKILL):
+                _wait_group_gone(process.pid, self.stop_grace)
             _live.discard(self)
             self._close_log()
 
     @staticmethod
-    def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+        """Signal every process in the group; False when the group is already empty."""
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
-            pass  # the group is already empty
+            return False
+        return True
 
     def _close_log(self) -> None:
         if self._log is not None:

@@ -65,6 +65,8 @@ class EpisodeStarted(Event):
     max_rounds: int
     profile: str
     policy: dict[str, Any]  # backend kind and model of the policy
+    preference: str | None = None  # the profile's soft preferences as stated to the policy (best effort)
+    withheld: dict[str, str] = field(default_factory=dict)  # alias → why the policy may not use it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +225,18 @@ class Charged(Event):
     cost_usd: str | None  # None = unpriced
     price_source: str
     profile: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileSwitched(Event):
+    """A profile switch took effect (at the start of `round`; None between episodes)."""
+
+    type: ClassVar[str] = "profile_switched"
+    round: int | None
+    old: str
+    new: str
+    withheld: dict[str, str]
+    preference: str | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,7 +35,6 @@ HIGH, LOW = 0.7, 0.3  # a dead zone around neutral, so a slider nudged by a pixe
 # to use it "sparingly".
 AVOID, SPARINGLY = 0.4, 0.8
 LOCAL_KINDS = ("embedded", "llamacpp")
-LOCAL_RETRIEVAL = ("embedded", "index")  # retrieval kinds that never leave the machine
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,14 @@ def is_local_backend(spec: Mapping[str, Any]) -> bool:
     return address.is_loopback or address.is_private
 
 
+def web_only_retrieval(retrieval: Mapping[str, Any]) -> bool:
+    """Search reaches the public web whatever happens (`kind = "web"`). A `web_fallback` on a local index is
+    not counted: under `no_web` the fallback is switched off instead (`Profile.retrieval_spec`)."""
+    return retrieval.get("kind") == "web"
+
+
 def alias_infos(catalog: Catalog) -> dict[str, AliasInfo]:
-    web_search = str(catalog.retrieval.get("kind", "embedded")) not in LOCAL_RETRIEVAL
+    web_search = web_only_retrieval(catalog.retrieval)
     return {
         alias: AliasInfo(alias=alias, tool=spec.tool, model=spec.model,
                          local=is_local_backend(catalog.backends[spec.backend]),
@@ -177,6 +182,14 @@ class Profile:
         out.update({name: table for name, table in tables.items() if table})
         return out
 
+    def retrieval_spec(self, retrieval: Mapping[str, Any]) -> dict[str, Any]:
+        """The catalog's [retrieval] table as this profile allows it: `no_web` turns a web fallback off (the
+        local index still searches); a web-only retriever is handled by withholding the search aliases."""
+        spec = dict(retrieval)
+        if self.rules.no_web and spec.get("web_fallback"):
+            spec["web_fallback"] = False
+        return spec
+
     def apply_sampling(self, base: Sampling) -> Sampling:
         """The policy's sampling with this profile's overrides."""
         return dataclasses.replace(base, **self.sampling)
@@ -233,9 +246,13 @@ class Profile:
         else:
             infos = {a: AliasInfo(a, tool_of_alias(a) or "", model="", local=True) for a in catalog_aliases}
         visible = {a: i for a, i in infos.items() if a in ALL_ALIASES and self.withheld_reason(i) is None}
+        weights = {a: self.alias_weight(i) for a, i in visible.items()}
+        # A preference is relative: the policy picks one alias of a tool, so each weight is read against the
+        # best of its tool. When every alias is remote, "avoid them all" would be noise, and is not said.
+        top = {i.tool: max(w for a, w in weights.items() if visible[a].tool == i.tool) for i in visible.values()}
         avoid, sparing = [], []
         for alias in sorted(visible):
-            weight = self.alias_weight(visible[alias])
+            weight = weights[alias] / top[visible[alias].tool]
             if weight < AVOID:
                 avoid.append(alias)
             elif weight < SPARINGLY:

@@ -26,6 +26,7 @@ from orchestra_tui.core.profile_model import (
     alias_infos,
     is_local_backend,
     model_matches,
+    web_only_retrieval,
 )
 from orchestra_tui.core.profile_schema import (
     CONFIG_KEYS,
@@ -43,7 +44,7 @@ from orchestra_tui.paths import config_dir, data_dir
 __all__ = [
     "AliasInfo", "BudgetLimits", "Profile", "ProfileError", "Rules", "Weights", "alias_infos", "default_profile_name",
     "find_profile", "is_local_backend", "load_profile", "load_profiles", "model_matches", "profile_files",
-    "save_profile", "shipped_dir", "user_dir",
+    "save_profile", "shipped_dir", "user_dir", "web_only_retrieval",
 ]
 
 CONFIG_FILE = "config.toml"

@@ -131,6 +131,11 @@ def problem_with_history(question: str, history: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def with_preference(problem: str, statement: str | None) -> str:
+    """The profile's soft preferences ride in the problem text (the trained wording is not public)."""
+    return f"{problem}\n\n{statement}" if statement else problem
+
+
 # --- the judge (ORCHESTRATOR.md §6) -----------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ Every event is written to the trajectory before the consumer sees it.
 from __future__ import annotations
 
 import asyncio
+import os
+from decimal import Decimal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,13 @@ from typing import Any, Protocol
 from orchestra_tui import __version__
 from orchestra_tui.backends.base import ChatBackend
 from orchestra_tui.core import prompts
+from orchestra_tui.core.availability import alias_problems, backend_problems, key_problem
+from orchestra_tui.core.budget import Budget, CallCounts
 from orchestra_tui.core.catalog import Catalog, backend_model, load_catalog, with_policy_backend
 from orchestra_tui.core.episode import Episode, EpisodeSettings
-from orchestra_tui.core.events import EpisodeEnded, Event, Notice
+from orchestra_tui.core.events import EpisodeEnded, Event, Notice, ProfileSwitched
+from orchestra_tui.core.profiles import Profile, default_profile_name, find_profile, load_profiles
+from orchestra_tui.core.steering import Steering
 from orchestra_tui.core.experts import Experts
 from orchestra_tui.core.ledger import Ledger, PriceBook
 from orchestra_tui.core.toolset import load_tools, tools_hash
@@ -43,10 +49,12 @@ class EpisodeSource(Protocol):
 
 @dataclass
 class SessionOptions:
-    catalog: str | Path = "embedded"
-    variant: prompts.Variant = prompts.DEFAULT_VARIANT
+    catalog: str | Path | None = None  # None: the profile's catalog, else the embedded one
+    variant: prompts.Variant | None = None  # None: the profile's, else the default
     max_rounds: int = 50
-    profile: str = "balanced"
+    profile: str | None = None  # None: default_profile from the config files
+    max_cost: Decimal | None = None  # USD per question, on top of the profile's own limit
+    check_endpoints: bool = True  # probe HTTP backends once at start (availability)
     policy_backend: dict[str, Any] | None = None  # replaces the catalog's policy backend (CLI --model/--base-url)
     trajectory: Path | None = None  # None: a new file under the state folder
     record: bool = True
@@ -81,7 +89,14 @@ class Session:
         prices: PriceBook | None = None,
     ) -> None:
         self.options = options or SessionOptions()
-        self.catalog = catalog or load_catalog(self.options.catalog)
+        self.profile: Profile = find_profile(self.options.profile or default_profile_name())
+        self.catalog = catalog or load_catalog(self.options.catalog or self.profile.catalog or "embedded")
+        self.variant: prompts.Variant = (self.options.variant or self.profile.variant  # type: ignore[assignment]
+                                         or prompts.DEFAULT_VARIANT)
+        self.budget = Budget(self.profile.budget.usd_per_session, name="session")
+        self._pending_profile: Profile | None = None
+        self._steering: Steering | None = None  # of the running episode
+        self._unavailable: dict[str, str] | None = None
         if self.options.policy_backend:
             self.catalog = with_policy_backend(self.catalog, self.options.policy_backend)
         self._parts = _Parts(dict(backends or {}), retriever, code_runner)
@@ -98,7 +113,31 @@ class Session:
 
     @property
     def profile_name(self) -> str:
-        return self.options.profile
+        return (self._pending_profile or self.profile).name
+
+    def profile_names(self) -> list[str]:
+        return sorted(load_profiles(errors=[]))
+
+    def unavailable(self) -> list[tuple[str, str]]:
+        """(alias, reason) for every alias that cannot be used. Before the first question only missing
+        keys are known (no network); endpoints are probed when the first question starts."""
+        if self._unavailable is None:
+            problems = {n: p for n, s in self.catalog.backends.items() if (p := key_problem(s, os.environ))}
+            return sorted(alias_problems(self.catalog, problems).items())
+        return sorted(self._unavailable.items())
+
+    @property
+    def budget_usd(self) -> str | None:
+        limit = self._question_limit()
+        return None if limit is None else str(limit)
+
+    def switch_profile(self, name: str) -> Profile:
+        """Switch now; inside a running episode it takes effect at the next round. Raises ProfileError."""
+        new = find_profile(name)
+        if self._steering is not None:
+            self._steering.pending = new
+        self._pending_profile = new
+        return new
 
     @property
     def policy_label(self) -> str:
@@ -122,7 +161,7 @@ class Session:
         if self._parts.retriever is None:
             from orchestra_tui.services.retrieval_setup import make_retriever
 
-            self._parts.retriever = make_retriever(self.catalog.retrieval)
+            self._parts.retriever = make_retriever(self.profile.retrieval_spec(self.catalog.retrieval))
         return self._parts.retriever
 
     def _code_runner(self) -> Any:
@@ -139,7 +178,7 @@ class Session:
             self.ledger,
             self._retriever(),
             self._code_runner(),
-            retrieval_topk=int(self.catalog.retrieval.get("topk", 50 if self.options.variant == "hle" else 150)),
+            retrieval_topk=int(self.catalog.retrieval.get("topk", 50 if self.variant == "hle" else 150)),
             code_timeout_s=float(self.catalog.code.get("timeout_s", 60)),
         )
 
@@ -155,8 +194,8 @@ class Session:
                 "catalog_hash": self.catalog.digest,
                 "tools_hash": tools_hash(self.tools),
                 "tools": self.tools,
-                "profile": self.options.profile,
-                "variant": self.options.variant,
+                "profile": self.profile.name,
+                "variant": self.variant,
                 "backends": {n: _public_backend(s) for n, s in self.catalog.backends.items()},
                 "policy_backend": self.catalog.policy.backend,
             },
@@ -170,7 +209,43 @@ class Session:
 
     # --- running episodes ----------------------------------------------------------------------------
 
+    async def _check_availability(self) -> list[Event]:
+        if self._unavailable is not None:
+            return []
+        problems = await backend_problems(self.catalog, probe=self.options.check_endpoints,
+                                          skip=set(self._parts.backends))
+        if self.catalog.policy.backend in problems:
+            raise RuntimeError(f"the policy backend is unavailable: {problems[self.catalog.policy.backend]}")
+        self._unavailable = alias_problems(self.catalog, problems)
+        return [Notice(level="warning", message=f"{alias} unavailable — {why}")
+                for alias, why in sorted(self._unavailable.items())]
+
+    def _apply_switch_between_episodes(self) -> ProfileSwitched | None:
+        new, self._pending_profile = self._pending_profile, None
+        if new is None or new == self.profile:
+            return None
+        old, self.profile = self.profile, new
+        self.budget.set_limit(new.budget.usd_per_session)
+        return ProfileSwitched(round=None, old=old.name, new=new.name, withheld={}, preference=None)
+
+    def _question_limit(self) -> Decimal | None:
+        limits = [x for x in (self.profile.budget.usd_per_question, self.options.max_cost) if x is not None]
+        return min(limits) if limits else None
+
     def new_episode(self, question: str) -> Episode:
+        max_rounds = self.options.max_rounds
+        if self.profile.budget.max_rounds:
+            max_rounds = min(max_rounds, self.profile.budget.max_rounds)
+        steering = Steering(
+            profile=self.profile,
+            budget=self.budget.child(self._question_limit(), name="question"),
+            counts=CallCounts(self.profile.budget.calls_limit),
+            unavailable=dict(self._unavailable or {}),
+            code_timeout_s=float(self.catalog.code.get("timeout_s", 60)),
+            retrieval_services=tuple(getattr(self._retriever(), "price_keys", None)
+                                     or (getattr(self._retriever(), "price_key", "retrieval_local"),)),
+        )
+        self._steering = steering
         return Episode(
             question=question,
             problem=prompts.problem_with_history(question, self.history),
@@ -179,20 +254,26 @@ class Session:
             policy=self._backend(self.catalog.policy.backend),
             experts=self._experts(),
             ledger=self.ledger,
-            settings=EpisodeSettings(variant=self.options.variant, max_rounds=self.options.max_rounds),
-            profile=self.options.profile,
+            settings=EpisodeSettings(variant=self.variant, max_rounds=max_rounds),
+            steering=steering,
         )
 
     async def ask(self, question: str) -> AsyncIterator[Event]:
         self._open_trajectory()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         try:
+            preamble: list[Event] = await self._check_availability()
+            if (switched := self._apply_switch_between_episodes()) is not None:
+                preamble.append(switched)
             episode = self.new_episode(question)
         except Exception as exc:  # a part failed to build: say so as an event, keep the session usable
-            notice = Notice(level="error", message=str(exc))
+            notice = Notice(level="error", message=f"cannot start: {exc}")
             self._emit(notice)
             yield notice
             return
+        for event in preamble:
+            self._emit(event)
+            yield event
 
         async def pump() -> None:
             try:
@@ -220,6 +301,12 @@ class Session:
                     self.history.append((question, item.answer))
                 yield item
         finally:
+            # A switch asked for during the episode already applied inside it; keep the result.
+            if self._steering is not None:
+                self.profile = self._steering.profile
+                if self._pending_profile == self.profile:
+                    self._pending_profile = None
+            self._steering = None
             task, self._task = self._task, None
             if task is not None and not task.done():
                 task.cancel()
@@ -231,6 +318,15 @@ class Session:
     def cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+    def close_sync(self) -> None:
+        """Close after the UI's event loop has ended (backends bound to it are dropped, files flushed)."""
+        try:
+            asyncio.run(self.aclose())
+        except RuntimeError:  # a backend tied to the UI's closed loop: the process is ending anyway
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     async def aclose(self) -> None:
         self.cancel()

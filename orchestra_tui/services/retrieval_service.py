@@ -17,6 +17,8 @@ reference server drops every hit of a request without one.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import os
 import socket
 import threading
 from typing import Any
@@ -47,12 +49,18 @@ def _shape(hit: dict[str, Any], return_scores: bool) -> dict[str, Any]:
     return {"document": document, "score": hit["score"]} if return_scores else document
 
 
-def make_app(index: LocalIndex, *, default_topk: int = DEFAULT_TOPK) -> Any:
-    """A Starlette app serving `index` over `/retrieve`, plus `GET /health`."""
+def make_app(index: LocalIndex, *, default_topk: int = DEFAULT_TOPK, api_key: str | None = None) -> Any:
+    """A Starlette app serving `index` over `/retrieve`, plus `GET /health`.
+
+    With `api_key`, `/retrieve` demands `Authorization: Bearer <key>` (what RemoteRetriever sends when
+    given `api_key_env`): an index served beyond this machine may hold private documents.
+    """
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    expected = f"Bearer {api_key}".encode() if api_key else None
 
     # The embedder and Faiss are not safe to call concurrently; requests queue here, off the event loop.
     lock = threading.Lock()
@@ -62,6 +70,10 @@ def make_app(index: LocalIndex, *, default_topk: int = DEFAULT_TOPK) -> Any:
             return [index.search(query, topk) for query in queries]
 
     async def retrieve(request: Request) -> JSONResponse:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse({"error": "missing or wrong API key"}, status_code=401)
         try:
             body = await request.json()
         except ValueError:
@@ -92,13 +104,23 @@ def serve_index(
     port: int = 8765,
     *,
     default_topk: int = DEFAULT_TOPK,
+    api_key_env: str | None = None,
     log_level: str = "info",
 ) -> None:
-    """Load the index in `index_dir` and serve it until interrupted (blocks; Ctrl-C stops it)."""
+    """Load the index in `index_dir` and serve it until interrupted (blocks; Ctrl-C stops it).
+
+    `api_key_env` names an environment variable holding the key clients must send; it must be set.
+    """
     import uvicorn
 
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise RetrievalServiceError(f"environment variable {api_key_env} is not set")
     index = LocalIndex.load(index_dir)
-    uvicorn.run(make_app(index, default_topk=default_topk), host=host, port=port, log_level=log_level)
+    app = make_app(index, default_topk=default_topk, api_key=api_key)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 class BackgroundServer:

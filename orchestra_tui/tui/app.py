@@ -166,8 +166,12 @@ class OrchestraApp(ReplayControls, App[int]):
         unavailable = getattr(self.source, "unavailable", None)
         if not callable(unavailable):
             return
+        try:
+            problems = list(unavailable())
+        except Exception as error:  # a broken check must not keep the app from opening
+            problems = [("some aliases", f"the availability check failed: {error}")]
         by_reason: dict[str, list[str]] = {}
-        for alias, reason in unavailable():
+        for alias, reason in problems:
             by_reason.setdefault(reason, []).append(alias)
         for reason, aliases in by_reason.items():
             self.handler.handle(Notice(level="warning", message=f"unavailable ({reason}): {', '.join(aliases)}"))
@@ -184,8 +188,7 @@ class OrchestraApp(ReplayControls, App[int]):
         name = getattr(self.source, "profile_name", None)
         if state.mode == "live" and name and name != state.profile:
             state.profile = name
-            state.seq += 1
-            state.version = state.seq
+            state.touch()
         (flush or self.handler.flush)()
 
     @property
@@ -241,8 +244,7 @@ class OrchestraApp(ReplayControls, App[int]):
         if self._cancel_presses == 1 and self.source is not None:
             self.source.cancel()
             self.state.status = "cancelling"
-            self.state.seq += 1
-            self.state.version = self.state.seq
+            self.state.touch()
             self.handler.request_flush()
         else:
             self.workers.cancel_group(self, "episode")
@@ -266,8 +268,7 @@ class OrchestraApp(ReplayControls, App[int]):
             self.notify(f"Cannot switch to {name}: {error}", severity="error")
             return
         self.state.pending_profile = name
-        self.state.seq += 1
-        self.state.version = self.state.seq
+        self.state.touch()
         self.paint()
 
     def action_pick_profile(self) -> None:

@@ -42,9 +42,13 @@ def app_commands(app: OrchestraApp) -> Iterable[SystemCommand]:
                         app.action_toggle_breakdown)
     if app.replay is None:
         if app.handler.state.running:
-            yield SystemCommand("Cancel episode", "Stop the running episode cleanly (Esc)", app.action_cancel_episode)
+            yield SystemCommand(
+                "Cancel episode", "Stop the running episode cleanly (Esc)", app.action_cancel_episode
+            )
         if app.profile_names():
-            yield SystemCommand("Switch profile…", "Pick the profile for the next round (F2)", app.action_pick_profile)
+            yield SystemCommand(
+                "Switch profile…", "Pick the profile for the next round (F2)", app.action_pick_profile
+            )
         if app.profile_editor is not None:
             yield SystemCommand("Edit profiles…", "Sliders per alias and for cost, latency, quality",
                                 app.action_edit_profiles)

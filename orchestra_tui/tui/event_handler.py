@@ -237,7 +237,7 @@ def _newer_event(state: SessionView, event: Event) -> None:
     """Events this UI predates, matched by their tag so the app runs against a newer engine."""
     kind = getattr(event, "type", "")
     if kind == "profile_switched":
-        name = getattr(event, "name", None) or getattr(event, "profile", None)
+        name = getattr(event, "new", None) or getattr(event, "name", None) or getattr(event, "profile", None)
         if name:
             state.profile = str(name)
             state.version = state.seq
@@ -280,10 +280,9 @@ class EventHandler:
     def ask(self, question: str) -> None:
         """Show a typed question at once; EpisodeStarted confirms it."""
         state = self.state
-        state.seq += 1
-        state.entries.append(Entry(state.next_key("question"), "question", question, pending=True, version=state.seq))
         state.status = "running"
-        state.version = state.seq
+        version = state.touch()
+        state.entries.append(Entry(state.next_key("question"), "question", question, pending=True, version=version))
         self.request_flush()
 
     def abandon(self, status: str, latency_s: float) -> None:

@@ -148,6 +148,12 @@ class SessionView:
     seq: int = 0  # events folded so far (plus local changes live); the clock of every `version`
     entry_count: int = 0  # source of unique transcript keys
 
+    def touch(self) -> int:
+        """Record a change made here rather than by an event (a typed question, a cancel, a profile pick)."""
+        self.seq += 1
+        self.version = self.seq
+        return self.seq
+
     def next_key(self, prefix: str) -> str:
         self.entry_count += 1
         return f"{prefix}:{self.entry_count}"

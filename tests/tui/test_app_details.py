@@ -87,3 +87,17 @@ def test_unpriced_is_never_shown_as_zero_in_the_breakdown():
     lines = breakdown(state).plain.splitlines()
     retrieval = next(line for line in lines if "retrieval" in line)
     assert "unpriced" in retrieval and "$0" not in retrieval
+
+
+async def test_output_written_while_the_app_runs_does_not_break_it():
+    # Textual routes stdout/stderr through App internals while running; a library that logs or prints
+    # (llama.cpp does) must not collide with the app's own method names.
+    import sys
+
+    app = OrchestraApp(ScriptedSource(), cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        print("a library printing", flush=True)
+        sys.stderr.write("a library logging\n")
+        sys.stderr.flush()
+        await pilot.pause()
+        assert app.is_running

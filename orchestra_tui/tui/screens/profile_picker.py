@@ -31,7 +31,9 @@ class ProfilePicker(ModalScreen[str | None]):
             yield Label("Switch profile", classes="title")
             options = [Option(f"{'● ' if n == self.current else '  '}{n}", id=n) for n in self.names]
             yield OptionList(*options, id="profiles")
-            note = "applies from the next round of the running episode" if self.running else "applies to the next question"
+            note = (
+                "applies from the next round of the running episode" if self.running else "applies to the next question"
+            )
             yield Label(note, classes="note")
 
     def on_mount(self) -> None:

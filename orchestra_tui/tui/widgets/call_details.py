@@ -57,7 +57,8 @@ def call_details(call: CallView) -> Content:
         parts += [_heading(f"expert output · {call.alias} → {call.model}{took}"), Content(_cut(expert, TEXT_CHARS))]
     for run in call.code_runs:
         outcome = "timed out" if run.timed_out else f"exit {run.exit_code}"
-        parts += [_heading(f"code · {run.runner} · {outcome} · {fmt.seconds(run.seconds)}"), highlight(run.code, language="python")]
+        parts.append(_heading(f"code · {run.runner} · {outcome} · {fmt.seconds(run.seconds)}"))
+        parts.append(highlight(run.code, language="python"))
         if run.stdout:
             parts += [_heading("stdout"), Content(_cut(run.stdout, TEXT_CHARS))]
         if run.stderr:

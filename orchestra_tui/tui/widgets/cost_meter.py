@@ -57,7 +57,8 @@ def breakdown(state: SessionView) -> Content:
                     (f"{title if i == 0 else '':8}", "bold $accent"),
                     f"{fmt.clip(name, 25):<26}{tally.calls:>5} {tokens:>11} ",
                     (f"{cost:>12}", "bold"),
-                    (f" {tally.unpriced} unpriced" if tally.unpriced else "", "$warning"),
+                    # "unpriced" alone already says it all when nothing in the group had a price.
+                    (f" +{tally.unpriced} unpriced" if tally.unpriced and tally.priced else "", "$warning"),
                 )
             )
     return Content("\n").join(lines)
