@@ -205,6 +205,41 @@ def _replay(args: argparse.Namespace) -> int:
     return run_app(None, replay_events=trajectory.events, header=trajectory.header)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from orchestra_tui.backends.launcher import ServerLaunchError, serve
+
+    options: dict[str, Any] = {}
+    if args.kind == "vllm":
+        options.update(served_name=args.served_name, max_model_len=args.max_model_len,
+                       gpu_memory_utilization=args.gpu_memory_utilization)
+    else:
+        options.update(model_alias=args.served_name, n_ctx=args.n_ctx or args.max_model_len,
+                       n_gpu_layers=args.n_gpu_layers)
+    try:
+        launcher = serve(args.kind, args.model, port=args.port, host=args.host, log_path=args.log,
+                         **{k: v for k, v in options.items() if v is not None})
+    except ServerLaunchError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    print(launcher.base_url, flush=True)
+    try:
+        launcher.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        launcher.stop()
+    return 0
+
+
+def _retriever_serve(args: argparse.Namespace) -> int:
+    from orchestra_tui.services.retrieval_service import serve_index
+
+    index = Path(args.index).expanduser()
+    if not index.is_dir():
+        raise UsageError(f"--index: {index} is not an index folder (build one with `orchestra-tui index build`)")
+    serve_index(index, args.host, args.port, api_key_env=args.api_key_env)
+    return 0
+
+
 def _paths(_: argparse.Namespace) -> int:
     from orchestra_tui import paths
 
@@ -301,6 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--print", action="store_true", help="print a text account instead of opening the app")
     replay.set_defaults(handler=_replay, is_async=False)
+
+    serve = sub.add_parser("serve", help="launch a model server (vLLM or llama.cpp) and keep it running")
+    serve.add_argument("kind", choices=["vllm", "llamacpp"])
+    serve.add_argument("--model", required=True, help="a checkpoint (vLLM) or a GGUF file (llama.cpp; Q8_0 = INT8)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--served-name", help="the model name clients ask for")
+    serve.add_argument("--max-model-len", type=int, help="context length (default 40960, the reference's)")
+    serve.add_argument("--gpu-memory-utilization", type=float)
+    serve.add_argument("--n-ctx", type=int, help="llama.cpp context length")
+    serve.add_argument("--n-gpu-layers", type=int, help="llama.cpp layers on the GPU (-1 = all; needs a CUDA build)")
+    serve.add_argument("--log", help="write the server's output to this file")
+    serve.set_defaults(handler=_serve, is_async=False)
+
+    retriever = sub.add_parser("retriever", help="the reference /retrieve protocol over a local index")
+    retriever_sub = retriever.add_subparsers(dest="retriever_command", required=True)
+    rserve = retriever_sub.add_parser("serve", help="serve an index built by `index build`")
+    rserve.add_argument("--index", required=True)
+    rserve.add_argument("--host", default="127.0.0.1")
+    rserve.add_argument("--port", type=int, default=8765)
+    rserve.add_argument("--api-key-env", help="require this environment variable's value as a bearer key")
+    rserve.set_defaults(handler=_retriever_serve, is_async=False)
 
     profiles = sub.add_parser("profiles", help="preference profiles")
     profiles_sub = profiles.add_subparsers(dest="profiles_command", required=True)

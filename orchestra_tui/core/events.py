@@ -153,6 +153,7 @@ class ExpertOutput(Event):
     content: str
     usage: dict[str, Any]
     seconds: float
+    served_by: str = ""  # the model name the endpoint reported in its response
 
 
 @dataclass(frozen=True, kw_only=True)

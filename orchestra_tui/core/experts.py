@@ -131,6 +131,7 @@ class Experts:
             content=content,
             usage=usage.to_dict() if usage else {},
             seconds=seconds,
+            served_by=result.model if result else "",
         )
         yield self.ledger.charge_tokens(
             call_id=scope.call_id,
@@ -166,8 +167,13 @@ class Experts:
             outcome.status, outcome.summary = "empty", f"query too short to search ({len(query)} chars)"
             return
         started = time.monotonic()
+        services = [getattr(self.retriever, "price_key", "retrieval_local")]
         try:
-            results = await self.retriever.retrieve(query[:MAX_QUERY_CHARS], self.retrieval_topk)
+            if hasattr(self.retriever, "retrieve_charged"):  # web search bills each search and extraction
+                results, services = await self.retriever.retrieve_charged(query[:MAX_QUERY_CHARS],
+                                                                          self.retrieval_topk)
+            else:
+                results = await self.retriever.retrieve(query[:MAX_QUERY_CHARS], self.retrieval_topk)
         except Exception as exc:  # a retriever failure consumes the call, never the episode
             outcome.status, outcome.error = "error", f"retrieval failed: {exc}"
             outcome.summary = outcome.error
@@ -177,15 +183,16 @@ class Experts:
         yield DocumentsRetrieved(
             call_id=scope.call_id, retriever=self.retriever.name, results=results, added=added, seconds=seconds
         )
-        yield self.ledger.charge_service(
-            call_id=scope.call_id,
-            round=scope.round,
-            kind="retrieval",
-            service=getattr(self.retriever, "price_key", "retrieval_local"),
-            seconds=seconds,
-            profile=scope.profile,
-            alias=spec.alias,
-        )
+        for service in services:
+            yield self.ledger.charge_service(
+                call_id=scope.call_id,
+                round=scope.round,
+                kind="web" if service.startswith("tavily") else "retrieval",
+                service=service,
+                seconds=seconds if service == services[0] else 0.0,
+                profile=scope.profile,
+                alias=spec.alias,
+            )
         if outcome.status == "ok":
             outcome.summary = f"{len(results)} results, {added} new documents"
             if not results:

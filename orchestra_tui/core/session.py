@@ -228,6 +228,15 @@ class Session:
         self.budget.set_limit(new.budget.usd_per_session)
         return ProfileSwitched(round=None, old=old.name, new=new.name, withheld={}, preference=None)
 
+    def _retrieval_services(self) -> tuple[str, ...]:
+        """What one search may bill at worst: the index, plus a web search and an extraction per result."""
+        retriever = self._retriever()
+        services = [getattr(retriever, "price_key", "retrieval_local")]
+        web = getattr(retriever, "web", None) or (retriever if getattr(retriever, "name", "") == "tavily" else None)
+        if web is not None:
+            services += ["tavily_search"] + ["tavily_extract"] * int(getattr(web, "max_results", 20))
+        return tuple(services)
+
     def _question_limit(self) -> Decimal | None:
         limits = [x for x in (self.profile.budget.usd_per_question, self.options.max_cost) if x is not None]
         return min(limits) if limits else None
@@ -242,8 +251,7 @@ class Session:
             counts=CallCounts(self.profile.budget.calls_limit),
             unavailable=dict(self._unavailable or {}),
             code_timeout_s=float(self.catalog.code.get("timeout_s", 60)),
-            retrieval_services=tuple(getattr(self._retriever(), "price_keys", None)
-                                     or (getattr(self._retriever(), "price_key", "retrieval_local"),)),
+            retrieval_services=self._retrieval_services(),
         )
         self._steering = steering
         return Episode(

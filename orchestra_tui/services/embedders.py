@@ -212,13 +212,17 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return _cache[key]
 
 
-def _create(spec: str | dict[str, Any]) -> TransformersEmbedder:
+def _create(spec: str | dict[str, Any]) -> Embedder:
     if isinstance(spec, str):
         if spec != "minilm":
             raise EmbedderError(f"unknown embedder {spec!r}; use 'minilm' or a dict with a 'kind'")
         spec = {"kind": "minilm"}
     options = dict(spec)
     kind = options.pop("kind", None)
+    if kind in ("openai", "llamacpp"):
+        from orchestra_tui.services.remote_embedders import make_remote_embedder
+
+        return make_remote_embedder(spec)
     common = {k: options.pop(k) for k in ("max_length", "batch_size", "device", "dtype") if k in options}
     if kind == "minilm":
         return TransformersEmbedder(minilm_path(), pooling="mean", name="minilm", **common)
