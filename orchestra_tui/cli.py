@@ -116,6 +116,48 @@ async def _run(args: argparse.Namespace) -> int:
     return 0 if ended.status in ("answered", "no_answer") else 1
 
 
+# --- chat (function-tool mode) -------------------------------------------------------------------
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from orchestra_tui.core.conversation import Conversation, ConversationOptions
+    from orchestra_tui.core.events import FunctionCallStarted, TurnEnded
+    from orchestra_tui.core.function_tools import FunctionToolError, load_function_tools
+
+    if args.max_steps < 1:
+        raise UsageError("--max-steps must be at least 1")
+    try:
+        functions = load_function_tools(args.functions)
+    except FunctionToolError as exc:
+        raise UsageError(f"--functions: {exc}") from None
+    options = ConversationOptions(
+        catalog=args.catalog, profile=args.profile, policy_backend=_policy_backend(args),
+        call_expert=False if args.no_expert else None, max_steps=args.max_steps,
+        unsafe_commands=args.unsafe_commands, trajectory=Path(args.trajectory) if args.trajectory else None)
+    conversation = Conversation(functions, options)
+    status = 0
+    try:
+        while line := await asyncio.to_thread(sys.stdin.readline):  # one turn per line; EOF ends
+            if not line.strip():
+                continue
+            async for event in conversation.turn(line.rstrip("\n")):
+                if isinstance(event, FunctionCallStarted):
+                    print(f"  → {event.name} {event.arguments}", file=sys.stderr, flush=True)
+                elif isinstance(event, TurnEnded):
+                    if event.message is not None:
+                        print(event.message, flush=True)
+                    if event.status not in ("answered", "empty"):
+                        status = 1
+                        print(f"orchestra-tui: turn {event.turn} ended: {event.status}"
+                              f"{' — ' + event.error if event.error else ''}", file=sys.stderr, flush=True)
+    finally:
+        path = conversation.trajectory_path
+        await conversation.aclose()
+    if path:
+        print(f"trajectory: {path}", file=sys.stderr)
+    return status
+
+
 # --- prompt ------------------------------------------------------------------------------------------
 
 
@@ -203,6 +245,83 @@ def _replay(args: argparse.Namespace) -> int:
     from orchestra_tui.tui import run_app
 
     return run_app(None, replay_events=trajectory.events, header=trajectory.header)
+
+
+# --- export, fork, diff, eval: working with saved trajectories (logic in core/ and eval/) ------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    from orchestra_tui.core.export import reference_records, write_reference
+    from orchestra_tui.core.trajectory import load_trajectory
+
+    trajectory = load_trajectory(args.file)
+    if args.out:
+        for path in write_reference(trajectory, Path(args.out).expanduser()):
+            print(path)
+    else:
+        for record in reference_records(trajectory):
+            print(json.dumps(record, ensure_ascii=False, default=str))
+    return 0
+
+
+async def _fork(args: argparse.Namespace) -> int:
+    from orchestra_tui.console import Printer
+    from orchestra_tui.core.events import EpisodeEnded
+    from orchestra_tui.core.fork import ForkError, fork_path, resume_point
+    from orchestra_tui.core.session import Session
+    from orchestra_tui.core.trajectory import load_trajectory
+
+    if not args.profile:
+        raise UsageError("fork: --profile is required (the profile to continue under)")
+    trajectory = load_trajectory(args.file)
+    try:
+        resume = resume_point(trajectory, args.at, args.episode)
+    except ForkError as exc:
+        raise UsageError(str(exc)) from None
+    # The continuation must see the catalog and prompt wording the recorded rounds saw.
+    args.catalog = args.catalog or trajectory.header.get("catalog")
+    args.variant = args.variant or resume.variant
+    args.trajectory = args.trajectory or str(fork_path(trajectory.path, args.at, args.profile))
+    session = Session(_session_options(args))
+    session.listeners.append(Printer(sys.stderr))
+    ended: EpisodeEnded | None = None
+    try:
+        async for event in session.ask(resume.question, resume=resume):
+            ended = event if isinstance(event, EpisodeEnded) else ended
+    finally:
+        path = session.trajectory_path
+        await session.aclose()
+    print(ended.answer if ended and ended.answer is not None else f"(no answer: {ended.status if ended else 'none'})")
+    print(f"trajectory: {path}", file=sys.stderr)
+    return 0 if ended and ended.status in ("answered", "no_answer") else 1
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from orchestra_tui.core.diff import render
+    from orchestra_tui.core.episode_record import pick_episode, split_episodes
+    from orchestra_tui.core.trajectory import load_trajectory
+
+    records = []
+    for name in (args.a, args.b):
+        trajectory = load_trajectory(name)
+        try:
+            records.append(pick_episode(split_episodes(trajectory.events), args.episode, trajectory.path.name))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(render(records[0], records[1], args.a, args.b), end="")
+    return 0
+
+
+async def _eval(args: argparse.Namespace) -> int:
+    from orchestra_tui.eval.command import eval_command
+    from orchestra_tui.eval.runner import EvalError
+
+    if args.trajectory:
+        raise UsageError("eval writes one trajectory per question under --out; --trajectory does not apply")
+    try:
+        return await eval_command(args, _session_options(args))
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -316,6 +435,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(run)
     run.set_defaults(handler=_run, is_async=True)
 
+    chat = sub.add_parser("chat", help="chat with the policy and your own function tools (one turn per stdin line)")
+    chat.add_argument("--functions", required=True, help="a TOML file declaring the tools (docs/FUNCTION_TOOLS.md)")
+    chat.add_argument("--catalog", help="a shipped catalog name or a catalog TOML file")
+    chat.add_argument("--profile", help="preference profile (default: default_profile in config.toml)")
+    chat.add_argument("--model", help="a GGUF file to play the policy in-process (llama.cpp)")
+    chat.add_argument("--base-url", help="an OpenAI-compatible server for the policy")
+    chat.add_argument("--model-name", help="the model name to request from --base-url")
+    chat.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
+    chat.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
+    chat.add_argument("--no-expert", action="store_true", help="do not offer call_expert")
+    chat.add_argument("--max-steps", type=int, default=10, help="policy replies per turn at most (default 10)")
+    chat.add_argument("--unsafe-commands", action="store_true",
+                      help="run declared commands WITHOUT a sandbox when bubblewrap is unavailable")
+    chat.set_defaults(handler=_chat, is_async=True)
+
     prompt = sub.add_parser("prompt", help="print the exact messages and tools the orchestrator would receive")
     prompt.add_argument("--problem", required=True)
     prompt.add_argument("--docs", help="a JSON file: a list of document strings")
@@ -336,6 +470,39 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--print", action="store_true", help="print a text account instead of opening the app")
     replay.set_defaults(handler=_replay, is_async=False)
+
+    export = sub.add_parser("export", help="write a trajectory in another format")
+    export.add_argument("file")
+    export.add_argument("--format", choices=["reference"], default="reference",
+                        help="reference: the ToolOrchestra evaluation's per-question JSON")
+    export.add_argument("--out", help="write <id>.json files into this folder (default: JSON lines on stdout)")
+    export.set_defaults(handler=_export, is_async=False)
+
+    fork = sub.add_parser("fork", help="continue a saved episode after a round under another profile")
+    fork.add_argument("file")
+    fork.add_argument("--at", type=int, required=True, help="the last recorded round to keep")
+    fork.add_argument("--episode", type=int, help="which episode of the file (1-based; default: the last)")
+    _add_engine_flags(fork)
+    fork.set_defaults(handler=_fork, is_async=True)
+
+    diff = sub.add_parser("diff", help="where two runs diverge, and their tools, cost and latency side by side")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.add_argument("--episode", type=int, help="which episode of each file (1-based; default: the last)")
+    diff.set_defaults(handler=_diff, is_async=False)
+
+    evaluate = sub.add_parser("eval", help="run a question set (JSONL: id, question, answer) and summarize")
+    evaluate.add_argument("questions")
+    evaluate.add_argument("--out", required=True, help="folder for trajectories and the summary")
+    evaluate.add_argument("--profiles", help="several profiles side by side, comma-separated")
+    evaluate.add_argument("--concurrency", type=int, default=1, help="questions at once (default: 1)")
+    evaluate.add_argument("--judge", help="an alias that judges answers that do not match exactly")
+    evaluate.add_argument("--limit", type=int, help="only the first K questions")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Test and benchmark only: every backend becomes a scripted stand-in answering after this many seconds.
+    evaluate.add_argument("--scripted-latency", type=float, help=argparse.SUPPRESS)
+    _add_engine_flags(evaluate)
+    evaluate.set_defaults(handler=_eval, is_async=True)
 
     serve = sub.add_parser("serve", help="launch a model server (vLLM or llama.cpp) and keep it running")
     serve.add_argument("kind", choices=["vllm", "llamacpp"])

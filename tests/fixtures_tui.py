@@ -23,9 +23,9 @@ from orchestra_tui.core.events import (
     ExpertDelta,
     ExpertOutput,
     FinalAnswer,
-    Notice,
     PolicyDelta,
     PolicyOutput,
+    ProfileSwitched,
     RoundStarted,
     SearchQuery,
     ToolCallFinished,
@@ -37,6 +37,7 @@ ANSWER = "2280"
 POLICY = {"backend": "llama.cpp", "model": "Orchestrator-8B-Q8_0"}
 POLICY_MODEL = "nvidia/Orchestrator-8B"
 PROFILES = ("balanced", "fast", "frugal")
+SHIPPED_PROFILES = ("balanced", "avoid-gpt5", "cheap")  # names with real files, for the profile editor
 T0 = 1_700_000_000.0  # fixed timestamps: nothing on screen may depend on the wall clock
 
 
@@ -133,8 +134,10 @@ class ScriptedSource:
 
     policy_label = "llama.cpp · Orchestrator-8B-Q8_0"
 
-    def __init__(self, hold_at_round: int | None = None, unavailable: list[tuple[str, str]] | None = None) -> None:
-        self._profile = "balanced"
+    def __init__(self, hold_at_round: int | None = None, unavailable: list[tuple[str, str]] | None = None,
+                 profiles: tuple[str, ...] = PROFILES) -> None:
+        self.profiles = profiles
+        self._profile = profiles[0]
         self._pending_profile: str | None = None
         self._cancelled = False
         self._unavailable = list(unavailable or [])
@@ -146,16 +149,17 @@ class ScriptedSource:
 
     @property
     def profile_name(self) -> str:
-        return self._profile
+        # As `Session.profile_name`: a switch asked for shows at once, though it applies at the next round.
+        return self._pending_profile or self._profile
 
     def profile_names(self) -> list[str]:
-        return list(PROFILES)
+        return list(self.profiles)
 
     def unavailable(self) -> list[tuple[str, str]]:
         return list(self._unavailable)
 
     def switch_profile(self, name: str) -> None:
-        if name not in PROFILES:
+        if name not in self.profiles:
             raise ValueError(f"unknown profile {name!r}")
         self.switches.append(name)
         self._pending_profile = name
@@ -179,9 +183,9 @@ class ScriptedSource:
             if isinstance(event, RoundStarted):
                 rounds = event.round
                 if self._pending_profile is not None:
-                    self._profile, self._pending_profile = self._pending_profile, None
-                    yield Notice(level="info", message=f"profile switched to {self._profile} from round {event.round}",
-                                 ts=event.ts)
+                    old, self._profile, self._pending_profile = self._profile, self._pending_profile, None
+                    yield ProfileSwitched(round=event.round, old=old, new=self._profile, withheld={},
+                                          preference=None, ts=event.ts)
             if isinstance(event, Charged):
                 event = dataclasses.replace(event, profile=self._profile)
             yield event
@@ -203,3 +207,23 @@ async def settle(app, pilot) -> None:
     await app.workers.wait_for_complete()
     await pilot.pause()
     await pilot.pause()
+
+
+@pytest.fixture
+def tui_dirs(tmp_path, monkeypatch):
+    """Config and state folders of this test alone: the editor writes profiles, the engine trajectories."""
+    dirs = {"config": tmp_path / "config", "state": tmp_path / "state"}
+    monkeypatch.setenv("ORCHESTRA_TUI_CONFIG_DIR", str(dirs["config"]))
+    monkeypatch.setenv("ORCHESTRA_TUI_STATE_DIR", str(dirs["state"]))
+    return dirs
+
+
+def write_trajectory(path, events: list[Event], header: dict | None = None):
+    """A trajectory file as the engine writes it (its own writer), for the app to open."""
+    from orchestra_tui.core.trajectory import TrajectoryWriter
+
+    writer = TrajectoryWriter(path, {"profile": "balanced", **(header or {})})
+    for event in events:
+        writer.write(event)
+    writer.close()
+    return path

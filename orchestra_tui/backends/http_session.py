@@ -6,6 +6,11 @@ before the first byte of a response with jittered exponential backoff (or the se
 for a bounded number of attempts and a bounded total time. The reference harness retried forever and
 silently; we give up with a short message the user can act on.
 
+Every call has three clocks: the connect timeout, the read timeout (the longest silence between two
+bytes) and a total deadline for the whole call, retries and a streamed body included (`within`), so a
+server that trickles bytes forever cannot hold an episode either. Whether an endpoint keeps failing across
+calls is the circuit breaker's business (breaker.py), one layer up.
+
 The API key is read from the named environment variable at each request and lives only in that request's
 headers. Error messages name the host and status, never the key; server bodies are scrubbed before they
 are quoted.
@@ -14,10 +19,12 @@ are quoted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import os
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,17 +45,28 @@ DEFAULT_TIMEOUT = 600.0  # seconds between two streamed bytes; a long prompt can
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_ATTEMPTS = 3
 DEFAULT_RETRY_BUDGET = 60.0  # total seconds spent retrying one request
+# The whole call, a streamed answer included: 12000 tokens at a slow 10 tokens/s still fit.
+DEFAULT_TOTAL_TIMEOUT = 1800.0
+DEFAULT_BACKOFF_MAX = 8.0
 
 _BODY_QUOTE_CHARS = 200
 _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
 
 
 class HttpBackendError(BackendError):
-    """A request failed; `status` is the HTTP status, or None when no answer came (connection, timeout)."""
+    """A request failed; `status` is the HTTP status, or None when no (complete) answer came: connection,
+    timeout, a stream that broke or made no sense. `retry_after` is the server's last `Retry-After`."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def endpoint_fault(self) -> bool:
+        """The endpoint is unwell (what a circuit breaker counts); False when it answered and refused the
+        request itself (a 4xx other than 429), which says the server is up."""
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class _Retryable(Exception):
@@ -91,10 +109,13 @@ class HttpSession:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_attempts: int = DEFAULT_ATTEMPTS,
         retry_budget: float = DEFAULT_RETRY_BUDGET,
-        backoff_max: float = 8.0,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
+        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if total_timeout <= 0:
+            raise ValueError("total_timeout must be > 0")
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc or self.base_url
         self.label = label
@@ -103,6 +124,7 @@ class HttpSession:
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self.max_attempts = max_attempts
         self.retry_budget = retry_budget
+        self.total_timeout = total_timeout
         self._backoff = wait_random_exponential(multiplier=0.5, max=backoff_max)
         # httpx pools are bound to the event loop that created them; tests and the CLI may run several.
         self._client: httpx.AsyncClient | None = None
@@ -140,6 +162,22 @@ class HttpSession:
     def url(self, path: str) -> str:
         return self.base_url + "/" + path.lstrip("/")
 
+    def deadline(self) -> float:
+        """When a call starting now must be over (`time.monotonic()` seconds)."""
+        return time.monotonic() + self.total_timeout
+
+    @contextlib.asynccontextmanager
+    async def within(self, deadline: float) -> AsyncIterator[None]:
+        """Bound the awaits inside by the call's deadline. Never hold it across a `yield` of a streaming
+        generator: the time the consumer spends between items is not the server's."""
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                yield
+        except TimeoutError:
+            raise HttpBackendError(
+                f"{self.label}: no complete answer from {self.host} within {self.total_timeout:g} s", None
+            ) from None
+
     async def send(
         self,
         method: str,
@@ -149,10 +187,20 @@ class HttpSession:
         stream: bool = False,
         headers: dict[str, str] | None = None,
         attempts: int | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         """Send with retries; a 2xx response is returned (unread when `stream`), anything else raises
         `BackendError`. With `stream=True` the caller must `aclose()` the response. `attempts` overrides
-        the session's bound for this request (1 = no retry)."""
+        the session's bound for this request (1 = no retry); `deadline` (from `deadline()`) bounds it, by
+        default `total_timeout` from now."""
+        async with self.within(self.deadline() if deadline is None else deadline):
+            return await self._send_retrying(method, url, json=json, stream=stream, headers=headers,
+                                             attempts=attempts)
+
+    async def _send_retrying(
+        self, method: str, url: str, *, json: Any, stream: bool, headers: dict[str, str] | None,
+        attempts: int | None,
+    ) -> httpx.Response:
         retrying = AsyncRetrying(
             stop=stop_any(
                 stop_after_attempt(attempts or self.max_attempts),
@@ -170,7 +218,8 @@ class HttpSession:
         except _Retryable as exc:
             attempts = retrying.statistics.get("attempt_number", self.max_attempts)
             raise HttpBackendError(
-                f"{self.label}: {exc.reason} from {self.host} after {attempts} attempt(s)", exc.status
+                f"{self.label}: {exc.reason} from {self.host} after {attempts} attempt(s)", exc.status,
+                retry_after=exc.retry_after,
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 

@@ -11,6 +11,11 @@ One `Llama` per (file, n_ctx, n_gpu_layers) is shared by the whole process, beca
 experts often run the same GGUF and each instance holds its own weights and KV cache. A `Llama` is not
 thread-safe: a lock per instance serialises generations, which run in a worker thread so the event loop
 keeps drawing the UI while tokens stream.
+
+Prefix reuse: llama-cpp-python keeps the KV cache of the last evaluated tokens and re-evaluates only what
+follows the longest common prefix with the next prompt. On a shared instance the policy and the experts
+take turns and would evict each other's prefix, so `kv_swap.take_turn` parks and restores caches around
+each call. `Usage.cached_tokens` reports the prompt tokens taken from the cache; the rest were evaluated.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from .base import BackendError, ChatResult, Sampling, TextDelta, Usage
 from .hermes import hermes_messages, parse_tool_calls, with_tools_in_system
+from .kv_swap import DEFAULT_KV_SWAP_BYTES, KvSwap, common_prefix, take_turn
 
 # Sampling knobs a caller may pass through `Sampling.extra`; anything else has no meaning in process.
 _EXTRA_SAMPLING = ("min_p", "typical_p", "repeat_penalty", "frequency_penalty", "presence_penalty")
@@ -39,6 +45,7 @@ _EXTRA_SAMPLING = ("min_p", "typical_p", "repeat_penalty", "frequency_penalty", 
 class _SharedLlama:
     llama: Any  # llama_cpp.Llama
     lock: threading.Lock
+    swap: KvSwap
 
 
 _instances: dict[tuple[str, int, int], _SharedLlama] = {}
@@ -60,8 +67,12 @@ def _close_all() -> None:
         _vocabs.clear()
 
 
-def _load_llama(path: str, *, n_ctx: int, n_gpu_layers: int, n_threads: int | None, verbose: bool) -> _SharedLlama:
-    """The process-wide instance for this file and shape; the first caller's `n_threads` wins."""
+def _load_llama(
+    path: str, *, n_ctx: int, n_gpu_layers: int, n_threads: int | None, verbose: bool,
+    kv_swap_bytes: int = DEFAULT_KV_SWAP_BYTES,
+) -> _SharedLlama:
+    """The process-wide instance for this file and shape; the first caller's `n_threads` and
+    `kv_swap_bytes` win."""
     key = (str(Path(path).resolve()), n_ctx, n_gpu_layers)
     with _registry_lock:
         shared = _instances.get(key)
@@ -80,7 +91,7 @@ def _load_llama(path: str, *, n_ctx: int, n_gpu_layers: int, n_threads: int | No
                 )
             except (ValueError, RuntimeError) as exc:
                 raise BackendError(f"could not load {Path(path).name}: {exc}") from None
-            shared = _instances[key] = _SharedLlama(llama, threading.Lock())
+            shared = _instances[key] = _SharedLlama(llama, threading.Lock(), KvSwap(kv_swap_bytes))
         return shared
 
 
@@ -180,12 +191,7 @@ def _reused_prefix(llama: Any, tokens: list[int]) -> int:
     Mirrors `Llama.generate`: it keeps the longest common prefix with what it evaluated last, but always
     re-evaluates at least one token so that fresh logits exist.
     """
-    previous = llama._input_ids
-    common = 0
-    for a, b in zip(previous, tokens):
-        if a != b:
-            break
-        common += 1
+    common = common_prefix(llama._input_ids, tokens)
     if common == len(tokens):
         exact = llama.n_tokens == len(tokens) and not getattr(llama, "_requires_eval", True)
         return common if exact else max(common - 1, 0)
@@ -194,6 +200,9 @@ def _reused_prefix(llama: Any, tokens: list[int]) -> int:
 
 class LlamaCppBackend:
     """Chat with a GGUF in process. See the module docstring for template and sharing rules.
+
+    Consecutive calls reuse their common prompt prefix, also when other roles ran on the same model in
+    between (see the module docstring); `kv_swap_bytes` bounds the RAM for parked caches.
 
     Sampling: `top_p`/`top_k` left unset mean off (vLLM's defaults, not llama.cpp's 0.95/40); `min_p` and
     penalties can be set through `Sampling.extra`. `completion_tokens` counts the end-of-generation token,
@@ -213,6 +222,7 @@ class LlamaCppBackend:
         model_name: str | None = None,
         seed: int | None = None,
         verbose: bool = False,
+        kv_swap_bytes: int = DEFAULT_KV_SWAP_BYTES,
     ) -> None:
         self.model_path = str(model_path)
         self.n_ctx = n_ctx
@@ -221,6 +231,7 @@ class LlamaCppBackend:
         self.n_gpu_layers = n_gpu_layers
         self.model = model_name or Path(self.model_path).stem
         self.verbose = verbose
+        self.kv_swap_bytes = kv_swap_bytes  # 0 turns parking off: only the live cache's prefix is reused
         # A fixed seed makes a sequence of calls reproducible without making every call identical.
         self._seeds = random.Random(seed) if seed is not None else random.SystemRandom()
         self._shared: _SharedLlama | None = None
@@ -238,6 +249,7 @@ class LlamaCppBackend:
                 n_gpu_layers=self.n_gpu_layers,
                 n_threads=self.n_threads,
                 verbose=self.verbose,
+                kv_swap_bytes=self.kv_swap_bytes,
             )
         return self._shared
 
@@ -343,6 +355,7 @@ class LlamaCppBackend:
             if room <= 0:
                 raise BackendError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
             budget = min(sampling.max_tokens, room)
+            take_turn(llama, shared.swap, tokens)
             cached = _reused_prefix(llama, tokens)
             llama.set_seed(sampling.seed if sampling.seed is not None else self._seeds.randrange(2**31))
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

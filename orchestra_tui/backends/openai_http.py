@@ -5,11 +5,18 @@ content (vLLM without a reasoning parser, which is how the reference serves Orch
 `reasoning_content` / `reasoning`; tool calls arrive either parsed (`delta.tool_calls`) or, when the server
 has no tool parser, as hermes `<tool_call>` blocks in the content, which are parsed here.
 
-Retries, timeouts and the API key are handled by `HttpSession` (see there).
+Retries, timeouts and the API key are handled by `HttpSession` (see there). Each chat call also passes the
+endpoint's circuit breaker (breaker.py): a call is admitted, then reported as succeeded (a complete
+answer, or a 4xx that proves the server is up), failed (no answer, 429/5xx after the retries, a stream
+that broke, stalled or made no sense) or abandoned (the consumer stopped reading, no API key).
+
+A stream is complete only when it says so, with `[DONE]` or a `finish_reason`: a server that dies between
+two events may close the connection cleanly, and half an answer must not pass for a whole one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -19,8 +26,18 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from .base import BackendError, ChatResult, Sampling, TextDelta, Tokenizer, ToolCall, Usage
+from .breaker import DEFAULT_COOLDOWN_S, DEFAULT_THRESHOLD, CircuitBreaker, endpoint_breaker
 from .hermes import parse_tool_calls
-from .http_session import DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_BUDGET, DEFAULT_TIMEOUT, HttpSession
+from .http_session import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_RETRY_BUDGET,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOTAL_TIMEOUT,
+    HttpBackendError,
+    HttpSession,
+)
 from .remote_tokenizer import ServerTokenizer, TransformersTokenizer
 
 ParamStyle = Literal["default", "openai"]
@@ -49,12 +66,15 @@ class StreamAccumulator:
         if isinstance(chunk.get("usage"), dict):
             self.usage = _usage(chunk["usage"])
         deltas: list[TextDelta] = []
-        for choice in chunk.get("choices") or []:
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict):
                 continue
-            if choice.get("finish_reason"):
+            if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 self.finish_reason = choice["finish_reason"]
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
             for key in ("reasoning_content", "reasoning"):
                 piece = delta.get(key)
                 if isinstance(piece, str) and piece:
@@ -65,7 +85,8 @@ class StreamAccumulator:
             if isinstance(piece, str) and piece:
                 self._content.append(piece)
                 deltas.append(TextDelta(piece))
-            for call in delta.get("tool_calls") or []:
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else []:
                 self._add_call_fragment(call)
         return deltas
 
@@ -77,7 +98,9 @@ class StreamAccumulator:
         if not isinstance(index, int):
             index = len(self._calls)
         slot = self._calls.setdefault(index, {"name": [], "arguments": []})
-        function = call.get("function") or {}
+        function = call.get("function")
+        if not isinstance(function, dict):
+            return
         if isinstance(function.get("name"), str):
             slot["name"].append(function["name"])
         arguments = function.get("arguments")
@@ -104,13 +127,20 @@ class StreamAccumulator:
         return parse_tool_calls(self.content) if parse_content else []
 
 
+def _count(value: Any) -> int:
+    """A token count as servers send it (an int, sometimes a float); anything else counts as unknown."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2**63:
+        return 0
+    return int(value)
+
+
 def _usage(raw: dict[str, Any]) -> Usage:
     details = raw.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(cached) if isinstance(cached, int) else None,
+        prompt_tokens=_count(raw.get("prompt_tokens")),
+        completion_tokens=_count(raw.get("completion_tokens")),
+        cached_tokens=_count(cached) if isinstance(cached, int) else None,
     )
 
 
@@ -124,6 +154,8 @@ class OpenAICompatBackend:
 
     `constrain_tool_call=True` sends the tool-call GBNF as `grammar`, which both llama.cpp servers honour;
     vLLM ignores unknown fields, and with `param_style="openai"` nothing is sent since OpenAI rejects them.
+    The same holds for `cache_prompt: true` (llama.cpp servers' prefix reuse; vLLM caches prefixes when
+    launched with `--enable-prefix-caching`); `extra={"cache_prompt": None}` leaves it out.
 
     The server-side usage chunk is requested with `stream_options.include_usage`. A server that never
     sends one (llama-cpp-python's server, for instance) gets `Usage(estimated=True)` counted with its
@@ -146,6 +178,11 @@ class OpenAICompatBackend:
         headers: dict[str, str] | None = None,
         max_attempts: int = DEFAULT_ATTEMPTS,
         retry_budget: float = DEFAULT_RETRY_BUDGET,
+        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
+        breaker_threshold: int = DEFAULT_THRESHOLD,
+        breaker_cooldown: float = DEFAULT_COOLDOWN_S,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if param_style not in ("default", "openai"):
             raise ValueError(f"param_style must be 'default' or 'openai', not {param_style!r}")
@@ -160,6 +197,12 @@ class OpenAICompatBackend:
             connect_timeout=connect_timeout,
             max_attempts=max_attempts,
             retry_budget=retry_budget,
+            total_timeout=total_timeout,
+            backoff_max=backoff_max,
+        )
+        # Shared with every backend on the same base URL unless one is given (tests give their own).
+        self.breaker = breaker or endpoint_breaker(
+            base_url, threshold=breaker_threshold, cooldown_s=breaker_cooldown
         )
         self._tokenizer_path = tokenizer_path
         self._tokenizer: Tokenizer | None = None
@@ -202,6 +245,10 @@ class OpenAICompatBackend:
             body["top_k"] = sampling.top_k
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if self.param_style != "openai":
+            # llama.cpp servers keep a request's KV cache for the next one only when asked (older builds
+            # default to false); each round re-sends the same system prompt, tool list and documents.
+            body["cache_prompt"] = True
         if tools:
             body["tools"] = tools
             if constrain_tool_call and self.param_style != "openai":
@@ -219,42 +266,86 @@ class OpenAICompatBackend:
         sampling: Sampling,
         constrain_tool_call: bool = False,
     ) -> AsyncIterator[TextDelta | ChatResult]:
+        self.breaker.admit(self._session.label)  # raises EndpointUnavailable: nothing is sent
+        settled = False
+        try:
+            calls = self._stream_once(messages, tools=tools, sampling=sampling,
+                                      constrain_tool_call=constrain_tool_call)
+            async with contextlib.aclosing(calls) as items:
+                async for item in items:
+                    if isinstance(item, ChatResult):
+                        # Settled before handing it over: a consumer may stop reading after the result.
+                        self.breaker.succeeded()
+                        settled = True
+                    yield item
+        except HttpBackendError as exc:
+            if not settled:
+                settled = True
+                if exc.endpoint_fault:
+                    self.breaker.failed(str(exc), retry_after=exc.retry_after)
+                else:
+                    self.breaker.succeeded()
+            raise
+        finally:
+            if not settled:
+                self.breaker.abandoned()
+
+    async def _stream_once(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None,
+        sampling: Sampling,
+        constrain_tool_call: bool,
+    ) -> AsyncIterator[TextDelta | ChatResult]:
+        session = self._session
         body = self.request_body(messages, tools=tools, sampling=sampling, constrain_tool_call=constrain_tool_call)
         started = time.perf_counter()
+        deadline = session.deadline()
         first_token_s: float | None = None
         acc = StreamAccumulator()
-        response = await self._session.send("POST", self._session.url("chat/completions"), json=body, stream=True)
+        response = await session.send("POST", session.url("chat/completions"), json=body, stream=True,
+                                      deadline=deadline)
+        done = False
         try:
-            async for event in EventSource(response).aiter_sse():
+            events = EventSource(response).aiter_sse()
+            while True:
+                # The deadline covers the wait for each event, never the consumer's time between them.
+                async with session.within(deadline):
+                    event = await anext(events, None)
+                if event is None:
+                    break
                 data = event.data.strip()
                 if not data:
                     continue
                 if data == "[DONE]":
+                    done = True
                     break
                 try:
                     chunk = json.loads(data)
-                except ValueError:
-                    continue  # a keep-alive or vendor line; the next chunk carries on
+                except (ValueError, RecursionError):
+                    # A chunk we cannot read may have held text or a tool call: go on and the answer
+                    # would be silently incomplete.
+                    raise self._broken("sent an event that is not JSON") from None
                 if not isinstance(chunk, dict):
-                    continue
+                    raise self._broken("sent an event that is not a JSON object")
                 try:
                     deltas = acc.feed(chunk)
                 except BackendError as exc:
-                    raise BackendError(f"{self._session.label}: {self._session.scrub(str(exc))}") from None
+                    raise HttpBackendError(f"{session.label}: {session.scrub(str(exc))}") from None
                 for delta in deltas:
                     if first_token_s is None:
                         first_token_s = time.perf_counter() - started
                     yield delta
         except SSEError:
-            raise BackendError(
-                f"{self._session.label}: {self._session.host} did not answer with an event stream"
-            ) from None
-        except httpx.TransportError as exc:
-            raise BackendError(
-                f"{self._session.label}: stream from {self._session.host} broke ({type(exc).__name__})"
-            ) from None
+            raise self._broken("did not answer with an event stream") from None
+        except httpx.HTTPError as exc:
+            # TransportError (reset, read timeout between two events) or a body that does not decode.
+            raise self._broken(f"broke the stream ({type(exc).__name__})") from None
         finally:
             await response.aclose()
+        if not done and acc.finish_reason is None:
+            raise self._broken("ended the stream before the answer was complete")
         usage = acc.usage or await self._estimated_usage(messages, tools, acc)
         yield ChatResult(
             content=acc.content,
@@ -266,6 +357,10 @@ class OpenAICompatBackend:
             model=acc.model or self.model,
             first_token_s=first_token_s,
         )
+
+    def _broken(self, what: str) -> HttpBackendError:
+        """A stream that failed after the headers: not retried (its text may already be on screen)."""
+        return HttpBackendError(f"{self._session.label}: {self._session.host} {what}", None)
 
     async def _estimated_usage(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, acc: StreamAccumulator

@@ -76,7 +76,14 @@ class Episode:
         settings: EpisodeSettings,
         steering: Steering,
         evidence: Evidence | None = None,
+        resume_after: int | None = None,
+        elapsed_s: float = 0.0,
+        prior_entries: int = 0,
     ) -> None:
+        # A fork continues a recorded episode after round `resume_after`: its opening event and those
+        # rounds were copied into the trajectory; their `elapsed_s` and their `prior_entries` ledger
+        # entries (already in the ledger) count toward this episode's latency and cost.
+        self.resume_after = resume_after
         self.id = uuid.uuid4().hex[:12]
         self.question = question
         self.base_problem = problem
@@ -88,10 +95,10 @@ class Episode:
         self.settings = settings
         self.steering = steering
         self.evidence = evidence or Evidence()
-        self.rounds = 0
+        self.rounds = resume_after or 0
         self.answer: str | None = None
-        self._started = time.monotonic()
-        self._first_entry = len(ledger.entries)
+        self._started = time.monotonic() - elapsed_s
+        self._first_entry = len(ledger.entries) - prior_entries
         self._statement = self._preference()
 
     @property
@@ -118,19 +125,20 @@ class Episode:
         )
 
     async def run(self) -> AsyncIterator[Event]:
-        yield EpisodeStarted(
-            episode_id=self.id,
-            question=self.question,
-            problem=self.problem,
-            variant=self.settings.variant,
-            max_rounds=self.settings.max_rounds,
-            profile=self.profile,
-            policy={"backend": self.policy.kind, "model": self.catalog.policy.model},
-            preference=self._statement,
-            withheld=self.steering.withheld(self.catalog),
-        )
+        if self.resume_after is None:
+            yield EpisodeStarted(
+                episode_id=self.id,
+                question=self.question,
+                problem=self.problem,
+                variant=self.settings.variant,
+                max_rounds=self.settings.max_rounds,
+                profile=self.profile,
+                policy={"backend": self.policy.kind, "model": self.catalog.policy.model},
+                preference=self._statement,
+                withheld=self.steering.withheld(self.catalog),
+            )
         failures = 0
-        for number in range(1, self.settings.max_rounds + 1):
+        for number in range((self.resume_after or 0) + 1, self.settings.max_rounds + 1):
             self.rounds = number
             outcome = ToolOutcome()
             try:

@@ -245,3 +245,90 @@ class Notice(Event):
     type: ClassVar[str] = "notice"
     level: str  # info | warning | error
     message: str
+
+
+# --- conversational function calling (core/conversation.py) ----------------------------------------
+# A conversation is a sequence of user turns; within a turn the policy replies in steps (one policy call
+# each). Steps are numbered across the whole conversation, so `round` in the shared policy events
+# (PolicyDelta, PolicyOutput, Charged) is the step number and every call id stays unique.
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationStarted(Event):
+    type: ClassVar[str] = "conversation_started"
+    conversation_id: str
+    system: str  # the system message the policy receives, verbatim
+    tools: list[dict[str, Any]]  # exactly the tool list the policy receives (declared tools, then call_expert)
+    experts: dict[str, dict[str, str]]  # expert-N → {"alias", "model"} behind call_expert
+    functions: str  # name of the declarations file
+    policy: dict[str, Any]  # backend kind and model of the policy
+    withheld: dict[str, str] = field(default_factory=dict)  # expert-N → why it is not offered
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnStarted(Event):
+    type: ClassVar[str] = "turn_started"
+    turn: int  # 1-based
+    user_text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationMessage(Event):
+    """One message of the chat the policy sees, exactly as it enters the history. The policy's input at
+    any step is the ConversationStarted system message followed by these messages, in order (less any
+    middle cut announced by a Notice)."""
+
+    type: ClassVar[str] = "conversation_message"
+    turn: int
+    role: str  # user | assistant | tool
+    content: str
+    name: str | None = None  # tool messages: the function that produced it
+    tool_call_id: str | None = None  # tool messages: the call answered
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # assistant: OpenAI-style calls kept
+    source: str = ""  # assistant: "policy" or the expert (expert-1 …) whose reply replaced the policy's
+    dropped_calls: list[dict[str, Any]] = field(default_factory=list)  # assistant: calls over the cap
+
+    def message(self) -> dict[str, Any]:
+        """The chat-API form of this message, as the policy receives it (a tool message carries only its
+        call id: `name` is not part of the API's tool message)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = self.tool_calls
+        if self.role == "tool":
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionCallStarted(Event):
+    type: ClassVar[str] = "function_call_started"
+    turn: int
+    step: int
+    call_id: str
+    name: str
+    arguments: str  # raw JSON text as the model wrote it
+    executor: str  # python | http | command | expert | none (unknown tool)
+    target: str = ""  # the entry point, URL, program, or "alias (model)" of an expert
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionCallFinished(Event):
+    type: ClassVar[str] = "function_call_finished"
+    call_id: str
+    status: str  # ok | error
+    seconds: float
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # executor facts: HTTP status, exit code, runner
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnEnded(Event):
+    type: ClassVar[str] = "turn_ended"
+    turn: int
+    status: str  # answered | empty | max_steps | error | cancelled
+    message: str | None  # what the user is shown
+    steps: int
+    calls: int  # tool calls run in this turn (call_expert included)
+    cost_usd: str | None  # Decimal as string; None when any call of the turn was unpriced
+    latency_s: float
+    error: str | None = None

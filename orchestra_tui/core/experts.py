@@ -162,6 +162,9 @@ class Experts:
             query, source = extract_query(content), "expert"
         else:
             query, source = scope.problem, "problem"
+        if box.get("error"):
+            # The search still runs on the problem text, as the reference does; the failure stays on record.
+            outcome.error = box["error"]
         yield SearchQuery(call_id=scope.call_id, query=query, source=source)
         if len(query) < MIN_QUERY_CHARS[scope.variant]:
             outcome.status, outcome.summary = "empty", f"query too short to search ({len(query)} chars)"
@@ -195,6 +198,8 @@ class Experts:
             )
         if outcome.status == "ok":
             outcome.summary = f"{len(results)} results, {added} new documents"
+            if box.get("error"):
+                outcome.summary += " (searched for the problem itself: the query writer failed)"
             if not results:
                 outcome.status = "empty"
 
@@ -205,6 +210,10 @@ class Experts:
         async for event in self._ask(spec, scope, messages, box):
             yield event
         content = box.get("content")
+        if box.get("error"):
+            outcome.status, outcome.error = "error", box["error"]
+            outcome.summary = "the expert failed; no code ran"
+            return
         code = extract_code(content) if content else ""
         if not code:
             outcome.status, outcome.summary = "empty", "the expert wrote no code"

@@ -27,6 +27,7 @@ from orchestra_tui.core.events import EpisodeEnded, Event, Notice, ProfileSwitch
 from orchestra_tui.core.profiles import Profile, default_profile_name, find_profile, load_profiles
 from orchestra_tui.core.steering import Steering
 from orchestra_tui.core.experts import Experts
+from orchestra_tui.core.fork import Resume
 from orchestra_tui.core.ledger import Ledger, PriceBook
 from orchestra_tui.core.toolset import load_tools, tools_hash
 from orchestra_tui.core.trajectory import TrajectoryWriter, new_trajectory_path
@@ -241,7 +242,7 @@ class Session:
         limits = [x for x in (self.profile.budget.usd_per_question, self.options.max_cost) if x is not None]
         return min(limits) if limits else None
 
-    def new_episode(self, question: str) -> Episode:
+    def new_episode(self, question: str, resume: Resume | None = None) -> Episode:
         max_rounds = self.options.max_rounds
         if self.profile.budget.max_rounds:
             max_rounds = min(max_rounds, self.profile.budget.max_rounds)
@@ -253,10 +254,12 @@ class Session:
             code_timeout_s=float(self.catalog.code.get("timeout_s", 60)),
             retrieval_services=self._retrieval_services(),
         )
+        # A fork books the copied rounds' spend and calls before its first live round (core/fork.py).
+        prior = resume.restore(steering, self.ledger) if resume is not None else 0
         self._steering = steering
         return Episode(
             question=question,
-            problem=prompts.problem_with_history(question, self.history),
+            problem=resume.base_problem if resume else prompts.problem_with_history(question, self.history),
             catalog=self.catalog,
             tools=self.tools,
             policy=self._backend(self.catalog.policy.backend),
@@ -264,16 +267,24 @@ class Session:
             ledger=self.ledger,
             settings=EpisodeSettings(variant=self.variant, max_rounds=max_rounds),
             steering=steering,
+            evidence=resume.evidence.copy() if resume else None,
+            resume_after=resume.rounds if resume else None,
+            elapsed_s=resume.elapsed_s if resume else 0.0,
+            prior_entries=prior,
         )
 
-    async def ask(self, question: str) -> AsyncIterator[Event]:
+    async def ask(self, question: str, *, resume: Resume | None = None) -> AsyncIterator[Event]:
+        """Run one episode. With `resume` (a fork), the recorded rounds are copied into this session's
+        trajectory first and the episode continues live after them under this session's profile."""
         self._open_trajectory()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         try:
             preamble: list[Event] = await self._check_availability()
             if (switched := self._apply_switch_between_episodes()) is not None:
                 preamble.append(switched)
-            episode = self.new_episode(question)
+            episode = self.new_episode(question, resume)
+            if resume is not None:
+                preamble.extend(resume.preamble(episode, self.catalog))
         except Exception as exc:  # a part failed to build: say so as an event, keep the session usable
             notice = Notice(level="error", message=f"cannot start: {exc}")
             self._emit(notice)

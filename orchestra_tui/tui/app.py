@@ -5,6 +5,9 @@ the SessionView (through the EventHandler); widgets are touched in the handler's
 short timer so streamed text is painted in batches. Replay folds a prefix of the recorded events through
 the same handler. The engine is reached only through `EpisodeSource`; optional abilities (profiles,
 unavailable aliases, a budget) are used when the source has them.
+
+Profiles (picker, editor) and switching between live chat and a replay opened from inside the app live in
+the mixins `ProfileActions` and `ModeSwitch`; replay moves in `ReplayControls`.
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from orchestra_tui.core.events import Event, Notice
 from orchestra_tui.core.session import EpisodeSource
+from orchestra_tui.tui.app_modes import ModeSwitch
+from orchestra_tui.tui.app_profiles import ProfileActions
 from orchestra_tui.tui.commands import ProfileCommands, app_commands
 from orchestra_tui.tui.event_handler import EventHandler, policy_label
 from orchestra_tui.tui.format import parse_usd
 from orchestra_tui.tui.replay import ReplayCursor
 from orchestra_tui.tui.replay_controls import ReplayControls
 from orchestra_tui.tui.screens.help import HelpScreen
-from orchestra_tui.tui.screens.profile_picker import ProfilePicker
 from orchestra_tui.tui.state import SessionView
 from orchestra_tui.tui.widgets.cost_meter import CostMeter
 from orchestra_tui.tui.widgets.header import SessionHeader
@@ -45,6 +50,7 @@ NARROW_WIDTH = 100
 TALL_HEIGHT = 50  # tall enough to show the cost breakdown without being asked
 PANE_IDS = ("transcript", "reasoning", "tool-calls")
 REPLAY_ACTIONS = {"play_pause", "step", "round_step", "seek_edge", "speed", "jump_round"}
+MAIN_SCREEN_ACTIONS = {"zoom", "toggle_breakdown"}
 
 
 def _header_policy(header: dict[str, Any]) -> dict[str, Any] | None:
@@ -56,7 +62,18 @@ def _header_policy(header: dict[str, Any]) -> dict[str, Any] | None:
     return {"backend": spec.get("kind"), "model": model or header.get("policy_backend")}
 
 
-class OrchestraApp(ReplayControls, App[int]):
+class MainView(Widget):
+    """Everything of the main screen above the footer. Switching between live chat and replay recomposes
+    this one widget, so every pane starts empty instead of comparing versions across two histories."""
+
+    DEFAULT_CSS = "MainView { height: 1fr; layout: vertical; }"
+
+    def compose(self) -> ComposeResult:
+        app: OrchestraApp = self.app  # type: ignore[assignment]
+        yield from app.compose_main()
+
+
+class OrchestraApp(ProfileActions, ModeSwitch, ReplayControls, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "orchestra-tui"
     COMMANDS = App.COMMANDS | {ProfileCommands}
@@ -66,6 +83,10 @@ class OrchestraApp(ReplayControls, App[int]):
         Binding("f2", "pick_profile", "Profile", id="profile"),
         Binding("f3", "zoom", "Zoom", id="zoom"),
         Binding("f4", "toggle_breakdown", "Costs", id="costs"),
+        Binding("f5", "edit_profile", "Edit profile", id="edit_profile"),
+        Binding("ctrl+o", "open_trajectory", "Open", id="open_trajectory"),
+        # The same key as cancel: check_action lets only one of them act (this one in an opened replay).
+        Binding("escape", "leave_replay", "Back to live", id="replay.live"),
         # Replay keys are priority bindings so a focused scroll pane does not take the arrows;
         # check_action switches them off outside replay, where the keys fall through to the input.
         Binding("space", "play_pause", "Play/Pause", priority=True, id="replay.play"),
@@ -94,8 +115,6 @@ class OrchestraApp(ReplayControls, App[int]):
         self.header_info = dict(header or {})
         self.replay = ReplayCursor(replay_events) if replay_events is not None else None
         self.cursor_blink = cursor_blink
-        # Hook for the profile editor screen (sliders per alias, cost/latency/quality, budgets, hard rules).
-        self.profile_editor: Callable[[], Screen] | None = None
         self._initial = self._initial_view()
         mode = "replay" if self.replay is not None else "live"
         self.handler = EventHandler(schedule=self._schedule_flush if mode == "live" else None, mode=mode)
@@ -108,6 +127,11 @@ class OrchestraApp(ReplayControls, App[int]):
     # --- layout --------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield MainView(id="main")
+        yield Footer()
+
+    def compose_main(self) -> ComposeResult:
+        """The panes and, below them, the question box (live) or the timeline (replay)."""
         yield SessionHeader(id="header")
         with Horizontal(id="body"):
             yield Transcript(id="transcript", classes="pane")
@@ -119,46 +143,61 @@ class OrchestraApp(ReplayControls, App[int]):
             yield Timeline(self.replay, id="timeline")
         else:
             yield Input(placeholder="Ask a question — Enter sends, Esc cancels, F1 help", id="ask")
-        yield Footer()
 
     def on_mount(self) -> None:
+        self.setup_panes()
+        if self.replay is None:
+            self._announce_unavailable()
+            if self.source is None:
+                self.handler.handle(Notice(level="warning", message="No engine is attached: questions cannot be asked."))
+            self.handler.flush()
+
+    @property
+    def main_screen(self) -> Screen:
+        """The screen holding the panes, whatever dialog is on top of it."""
+        return self.screen_stack[0]
+
+    def setup_panes(self) -> None:
+        """Wire freshly composed panes to the handler and show the current state in them."""
+        main = self.main_screen
         titles = {"transcript": "Transcript", "reasoning": "Reasoning", "tool-calls": "Tool calls", "cost": "Cost"}
         for pane_id, title in titles.items():
-            self.query_one(f"#{pane_id}").border_title = title
+            main.query_one(f"#{pane_id}").border_title = title
         self.handler.panes = [
-            self.query_one(SessionHeader),
-            self.query_one(Transcript),
-            self.query_one(ReasoningPane),
-            self.query_one(ToolCallPane),
-            self.query_one(CostMeter),
+            main.query_one(SessionHeader),
+            main.query_one(Transcript),
+            main.query_one(ReasoningPane),
+            main.query_one(ToolCallPane),
+            main.query_one(CostMeter),
         ]
         self._fit_to_size()
-        self.screen.set_class(self.size.height >= TALL_HEIGHT, "-breakdown")
+        main.set_class(self.size.height >= TALL_HEIGHT, "-breakdown")
         if self.replay is not None:
             self.replay_seek(0)
             return
-        ask = self.query_one("#ask", Input)
+        ask = main.query_one("#ask", Input)
         ask.cursor_blink = self.cursor_blink
         ask.focus()
-        self._announce_unavailable()
-        if self.source is None:
-            self.handler.handle(Notice(level="warning", message="No engine is attached: questions cannot be asked."))
         self.handler.flush()
 
     def on_resize(self) -> None:
         self._fit_to_size()
 
     def _fit_to_size(self) -> None:
-        self.screen.set_class(self.size.width < NARROW_WIDTH, "-narrow")
+        # Every screen on the stack, so the panes under a dialog are laid out right when it closes.
+        for screen in self.screen_stack:
+            screen.set_class(self.size.width < NARROW_WIDTH, "-narrow")
 
     def _initial_view(self) -> dict[str, Any]:
         """What the header and meter show before any event: from the source live, the header in replay."""
         info, source = self.header_info, self.source
         if self.replay is not None:
+            # Only the trajectory speaks in replay, even when a live session is kept aside behind it.
             profile, policy = info.get("profile"), info.get("policy") or _header_policy(info)
+            budget = info.get("budget_usd")
         else:
             profile, policy = getattr(source, "profile_name", None), getattr(source, "policy_label", None)
-        budget = info.get("budget_usd", getattr(source, "budget_usd", None))
+            budget = info.get("budget_usd", getattr(source, "budget_usd", None))
         return {"profile": profile or None, "policy": policy_label(policy), "budget": parse_usd(budget)}
 
     def _announce_unavailable(self) -> None:
@@ -182,13 +221,8 @@ class OrchestraApp(ReplayControls, App[int]):
         self.set_timer(FLUSH_INTERVAL_S, lambda: self.paint(flush))
 
     def paint(self, flush: Callable[[], None] | None = None) -> None:
-        """Paint the current state now (the flush timer calls this too)."""
-        state = self.handler.state
-        # Live, the source is the authority on its profile: a switch lands there at a round boundary.
-        name = getattr(self.source, "profile_name", None)
-        if state.mode == "live" and name and name != state.profile:
-            state.profile = name
-            state.touch()
+        """Paint the current state now (the flush timer calls this too). The profile shown changes only by
+        events: `Session.profile_name` already names a pending switch, which the header shows as pending."""
         (flush or self.handler.flush)()
 
     @property
@@ -249,47 +283,26 @@ class OrchestraApp(ReplayControls, App[int]):
         else:
             self.workers.cancel_group(self, "episode")
 
-    # --- profiles ------------------------------------------------------------------------------------
-
-    def profile_names(self) -> list[str]:
-        names = getattr(self.source, "profile_names", None)
-        if self.replay is not None or not callable(names) or not callable(getattr(self.source, "switch_profile", None)):
-            return []
-        return list(names())
-
-    def switch_profile(self, name: str) -> None:
-        switch = getattr(self.source, "switch_profile", None)
-        if not callable(switch):
-            self.notify("This engine cannot switch profiles.", severity="warning")
-            return
-        try:
-            switch(name)
-        except Exception as error:  # a bad profile must not take the app down
-            self.notify(f"Cannot switch to {name}: {error}", severity="error")
-            return
-        self.state.pending_profile = name
-        self.state.touch()
-        self.paint()
-
-    def action_pick_profile(self) -> None:
-        names = self.profile_names()
-        if names:
-            picker = ProfilePicker(names, self.state.profile, self.state.running)
-            self.push_screen(picker, lambda name: self.switch_profile(name) if name else None)
-
-    def action_edit_profiles(self) -> None:
-        if self.profile_editor is not None:
-            self.push_screen(self.profile_editor())
-
     # --- conventions ---------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # App bindings reach every screen; these act on the main screen and wait while a dialog is open.
+        on_main = len(self.screen_stack) == 1
         if action in REPLAY_ACTIONS:
-            return self.replay is not None and len(self.screen_stack) == 1
+            return self.replay is not None and on_main
         if action == "cancel_episode":
             return self.replay is None and self.state.running
+        if action == "leave_replay":
+            return self.can_leave_replay and on_main
         if action == "pick_profile":
-            return bool(self.profile_names())
+            return on_main and bool(self.profile_names())
+        if action == "edit_profile":
+            return on_main and self.can_edit_profiles()
+        if action == "open_trajectory":
+            # Not while the live episode runs: its panes are the only record of it until it ends.
+            return on_main and not (self.replay is None and self.state.running)
+        if action in MAIN_SCREEN_ACTIONS:
+            return on_main
         return True
 
     def get_system_commands(self, screen: Screen):

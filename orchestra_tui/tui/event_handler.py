@@ -25,6 +25,7 @@ from orchestra_tui.core.events import (
     Notice,
     PolicyDelta,
     PolicyOutput,
+    ProfileSwitched,
     RoundRejected,
     RoundStarted,
     SearchQuery,
@@ -119,6 +120,8 @@ def apply(state: SessionView, event: Event) -> None:
             _final_answer(state, event)
         case Charged():
             _charge(state, event)
+        case ProfileSwitched():
+            _profile_switched(state, event.new, event.old, event.round)
         case Notice():
             _notice(state, event.level, event.message)
         case EpisodeEnded():
@@ -133,6 +136,8 @@ def _start_episode(state: SessionView, event: EpisodeStarted) -> None:
     state.current_round = None
     state.question = Tally()
     state.profile = event.profile or state.profile
+    if state.pending_profile == state.profile:
+        state.pending_profile = None  # a source that switches without a ProfileSwitched event
     state.policy = policy_label(event.policy) or state.policy
     state.version = state.seq
     pending = next((e for e in reversed(state.entries) if e.kind == "question" and e.pending), None)
@@ -233,16 +238,21 @@ def _end_episode(state: SessionView, event: EpisodeEnded) -> None:
     state.entries.append(Entry(state.next_key("outcome"), "outcome", text, level=level, meta=meta))
 
 
+def _profile_switched(state: SessionView, new: str, old: str | None, round_number: int | None) -> None:
+    """The engine applied a switch (at a round boundary, or before an episode): the header stops showing it
+    as pending. Switching to the same name means the profile's file was edited and read again."""
+    state.profile = new
+    if state.pending_profile == new:
+        state.pending_profile = None
+    state.version = state.seq
+    what = f"profile {new} reloaded" if old == new else f"profile switched to {new}"
+    _notice(state, "info", f"{what} from round {round_number}" if round_number else what)
+
+
 def _newer_event(state: SessionView, event: Event) -> None:
     """Events this UI predates, matched by their tag so the app runs against a newer engine."""
     kind = getattr(event, "type", "")
-    if kind == "profile_switched":
-        name = getattr(event, "new", None) or getattr(event, "name", None) or getattr(event, "profile", None)
-        if name:
-            state.profile = str(name)
-            state.version = state.seq
-            _notice(state, "info", f"profile switched to {name}")
-    elif kind == "budget_exhausted":
+    if kind == "budget_exhausted":
         _notice(state, "warning", getattr(event, "message", None) or "the budget is exhausted")
 
 

@@ -28,6 +28,10 @@ class ReplayControls(_AppBase):
     _initial: dict[str, Any]
     _play_timer: Timer | None = None
 
+    def _timeline(self) -> Timeline:
+        # The main screen's, also while a dialog is on top (playback goes on under the help screen).
+        return self.screen_stack[0].query_one(Timeline)
+
     def replay_seek(self, position: int) -> None:
         """Show the state as of `position` events. One step forward folds one event; any other move
         re-folds from the start, which is exact by construction."""
@@ -42,7 +46,7 @@ class ReplayControls(_AppBase):
             self.handler.reset(**self._initial)
             self.handler.handle_all(cursor.events[:after])
         self.handler.flush()
-        self.query_one(Timeline).refresh()
+        self._timeline().refresh()
 
     def replay_chapter(self, index: int) -> None:
         if self.replay is not None:
@@ -67,7 +71,7 @@ class ReplayControls(_AppBase):
     def action_speed(self, direction: int) -> None:
         if self.replay is not None:
             self.replay.change_speed(direction)
-            self.query_one(Timeline).refresh()
+            self._timeline().refresh()
 
     def action_play_pause(self) -> None:
         cursor = self.replay
@@ -80,7 +84,7 @@ class ReplayControls(_AppBase):
             self._play_timer = self.set_timer(cursor.delay_to_next(), self._play_tick)
         elif self._play_timer is not None:
             self._play_timer.stop()
-        self.query_one(Timeline).refresh()
+        self._timeline().refresh()
 
     def _play_tick(self) -> None:
         cursor = self.replay
@@ -89,7 +93,7 @@ class ReplayControls(_AppBase):
         self.replay_seek(cursor.position + 1)
         if cursor.at_end:
             cursor.playing = False
-            self.query_one(Timeline).refresh()
+            self._timeline().refresh()
         else:
             self._play_timer = self.set_timer(cursor.delay_to_next(), self._play_tick)
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from fixtures_tui import ANSWER, QUESTION, episode_script, recorded_events
 
-from orchestra_tui.core.events import Charged, EpisodeEnded, Notice
+from orchestra_tui.core.events import Charged, EpisodeEnded, Notice, ProfileSwitched
 from orchestra_tui.tui import format as fmt
 from orchestra_tui.tui.event_handler import EventHandler, apply
 from orchestra_tui.tui.state import SessionView
@@ -86,10 +86,20 @@ def test_replay_is_a_pure_fold_every_prefix_matches_incremental_application():
 def test_unknown_and_future_events_are_handled_gracefully():
     state = fold(episode_script()[:3])
     apply(state, SimpleNamespace(type="something_new"))  # ignored
-    apply(state, SimpleNamespace(type="profile_switched", name="fast"))
-    assert state.profile == "fast"
     apply(state, SimpleNamespace(type="budget_exhausted", message="budget of $0.01 reached"))
     assert state.entries[-1].level == "warning" and "budget" in state.entries[-1].text
+
+
+def test_a_profile_switch_shows_as_pending_until_the_engine_applies_it():
+    state = fold(episode_script()[:3])
+    state.pending_profile = "fast"
+    apply(state, ProfileSwitched(round=2, old="balanced", new="fast", withheld={}, preference=None))
+    assert state.profile == "fast" and state.pending_profile is None
+    assert state.entries[-1].text == "profile switched to fast from round 2"
+    # The same name again: its file was edited and read anew.
+    state.pending_profile = "fast"
+    apply(state, ProfileSwitched(round=None, old="fast", new="fast", withheld={}, preference=None))
+    assert state.pending_profile is None and state.entries[-1].text == "profile fast reloaded"
 
 
 def test_cancel_marks_running_calls_and_ends_the_stream():

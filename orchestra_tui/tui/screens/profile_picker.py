@@ -1,7 +1,6 @@
-"""F2: pick the profile the engine uses from the next round on.
+"""F2: pick the profile the engine uses from the next round on, or open one in the editor.
 
-The profile editor (a slider per alias and for cost, latency and quality, budget fields, hard rules) will be
-its own screen; the app opens it through `OrchestraApp.profile_editor` when one is provided.
+Returns `("use", name)`, `("edit", name)` or None; the app does the switching and the editing.
 """
 
 from __future__ import annotations
@@ -16,9 +15,12 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 
-class ProfilePicker(ModalScreen[str | None]):
+class ProfilePicker(ModalScreen[tuple[str, str] | None]):
     CSS_PATH = Path(__file__).with_name("profile_picker.tcss")
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Close"),
+        Binding("e", "edit", "Edit"),
+    ]
 
     def __init__(self, names: list[str], current: str | None, running: bool) -> None:
         super().__init__()
@@ -34,7 +36,7 @@ class ProfilePicker(ModalScreen[str | None]):
             note = (
                 "applies from the next round of the running episode" if self.running else "applies to the next question"
             )
-            yield Label(note, classes="note")
+            yield Label(f"Enter {note} · e edits", classes="note")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -42,4 +44,9 @@ class ProfilePicker(ModalScreen[str | None]):
             options.highlighted = self.names.index(self.current)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        self.dismiss(("use", str(event.option.id)))
+
+    def action_edit(self) -> None:
+        options = self.query_one(OptionList)
+        if options.highlighted is not None:
+            self.dismiss(("edit", self.names[options.highlighted]))

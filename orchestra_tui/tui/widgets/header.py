@@ -36,5 +36,7 @@ class SessionHeader(Static):
         pending = state.pending_profile
         if pending and pending != state.profile:
             parts.append((f" → {pending} (next round)", "$warning"))
+        elif pending:
+            parts.append((" (edited; reloads next round)", "$warning"))
         parts += [("  policy ", "$text-muted"), state.policy or "—"]
         self.update(Content.assemble(*parts))

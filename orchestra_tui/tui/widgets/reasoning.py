@@ -53,9 +53,25 @@ def _call_label(call: dict) -> str:
     return f"{call.get('name', '?')}({model})" if model else str(call.get("name", "?"))
 
 
+REPLY_CHARS = 600
+
+
+def _without_thinking(view: RoundView) -> Content:
+    """A round with no thinking text still says something: a model that does not think (the embedded
+    default) replies with the tool call alone, and an empty pane would read as a broken stream."""
+    if not view.finished:
+        return Content.styled("waiting for the policy…", "$text-muted italic")
+    reply = view.content.strip()
+    if not reply:
+        return Content.styled("(no thinking text)", "$text-muted italic")
+    if len(reply) > REPLY_CHARS:
+        reply = reply[:REPLY_CHARS] + "…"
+    return Content.assemble(("(no thinking text) the policy replied:\n", "$text-muted italic"), (reply, "$text-muted"))
+
+
 def round_body(view: RoundView) -> Content:
     text = view.thinking.strip()
-    body = Content(text) if text else Content.styled("(no thinking text)", "$text-muted italic")
+    body = Content(text) if text else _without_thinking(view)
     if view.rejected:
         reason, detail = view.rejected
         body = body.append("\n").append(Content.styled(f"⚠ rejected ({reason}): {detail}", "$warning"))
