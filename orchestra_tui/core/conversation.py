@@ -44,7 +44,7 @@ from orchestra_tui.core.profiles import default_profile_name, find_profile
 from orchestra_tui.core.trajectory import TrajectoryWriter, new_trajectory_path
 from orchestra_tui.paths import trajectories_dir
 
-MAX_CALLS_PER_REPLY = 7  # the reference keeps the first six calls of a reply
+MAX_CALLS_PER_REPLY = 6  # the reference keeps the first six calls of a reply
 REFERENCE_CONTEXT_TOKENS = 23000  # the reference cuts the middle of the chat beyond this, less the tools
 EXPERT_TOOL = "call_expert"
 __all__ = ["Conversation", "ConversationOptions", "visible_text"]

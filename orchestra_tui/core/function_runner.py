@@ -86,7 +86,7 @@ class FunctionRunner:
         problem = next(iter(jsonschema.validators.validator_for(tool.parameters)(tool.parameters)
                             .iter_errors(arguments)), None)
         if problem is not None:
-            at = "/".join(str(p) for p in problem.path)
+            at = ".".join(str(p) for p in problem.path)
             return self._error(started, f"invalid arguments{' at ' + at if at else ''}: {one_line(problem.message)}")
         limit = tool.timeout_s + (_COMMAND_SLACK_S if tool.kind == "command" else 0)
         try:

@@ -160,7 +160,7 @@ def _parameters(where: str, value: Any) -> dict[str, Any]:
     try:
         jsonschema.validators.validator_for(value).check_schema(value)
     except jsonschema.SchemaError as exc:
-        at = "/".join(str(p) for p in exc.path)
+        at = ".".join(str(p) for p in exc.path)
         raise FunctionToolError(f"{where}{'.' + at if at else ''}: not a valid JSON schema: "
                                 f"{one_line(exc.message)}") from None
     if value.get("type") != "object":
