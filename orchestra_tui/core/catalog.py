@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from orchestra_tui.backends.base import Sampling
 from orchestra_tui.backends.factory import check_spec
 from orchestra_tui.core.context import ExpertLimits, PolicyLimits
 from orchestra_tui.core.prompts import ANSWER_STYLES
+from orchestra_tui.core.tomlfile import TomlFileError, read_toml
 from orchestra_tui.core.toolset import REFERENCE_ALIASES, reference_tools_path, tool_of_alias
 from orchestra_tui.paths import data_dir
 
@@ -212,13 +212,9 @@ def catalog_path(name_or_path: str | Path) -> Path:
 def load_catalog(name_or_path: str | Path = "embedded") -> Catalog:
     path = catalog_path(name_or_path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{path.name}: {exc}") from None
+        data, raw = read_toml(path)
+    except TomlFileError as exc:
+        raise CatalogError(str(exc)) from None
     digest = hashlib.sha256(raw + reference_tools_path().read_bytes()).hexdigest()[:16]
     return parse_catalog(data, path, digest)
 

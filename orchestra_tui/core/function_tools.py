@@ -23,7 +23,7 @@ import importlib
 import re
 import shutil
 import sys
-import tomllib
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -32,6 +32,7 @@ from typing import Any
 
 import jsonschema
 
+from orchestra_tui.core.tomlfile import TomlFileError, read_toml
 from orchestra_tui.paths import data_dir
 
 _TOP_KEYS = ("policy", "python_path", "call_expert", "tools")
@@ -323,11 +324,7 @@ def functions_path(name_or_path: str | Path) -> Path:
 def load_function_tools(path: str | Path) -> FunctionToolSet:
     path = functions_path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FunctionToolError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FunctionToolError(f"{path.name}: {one_line(exc)}") from None
+        data, raw = read_toml(path)
+    except TomlFileError as exc:
+        raise FunctionToolError(str(exc)) from None
     return parse_function_tools(data, path, hashlib.sha256(raw).hexdigest()[:16])

@@ -123,7 +123,8 @@ class Ledger:
         self.prices = prices
         self.entries: list[Charged] = []
 
-    def _record(self, entry: Charged) -> Charged:
+    def _record(self, cost: Decimal | None, source: str | None, **fields: Any) -> Charged:
+        entry = Charged(cost_usd=None if cost is None else str(cost), price_source=source or UNPRICED, **fields)
         self.entries.append(entry)
         return entry
 
@@ -142,19 +143,10 @@ class Ledger:
     ) -> Charged:
         price = self.prices.model(model)
         return self._record(
-            Charged(
-                call_id=call_id,
-                round=round,
-                kind=kind,
-                alias=alias,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                seconds=seconds,
-                cost_usd=None if price is None else str(price.cost(input_tokens, output_tokens)),
-                price_source=UNPRICED if price is None else price.source,
-                profile=profile,
-            )
+            None if price is None else price.cost(input_tokens, output_tokens),
+            None if price is None else price.source,
+            call_id=call_id, round=round, kind=kind, alias=alias, model=model, input_tokens=input_tokens,
+            output_tokens=output_tokens, seconds=seconds, profile=profile,
         )
 
     def charge_service(
@@ -170,19 +162,10 @@ class Ledger:
     ) -> Charged:
         price = self.prices.service(service)
         return self._record(
-            Charged(
-                call_id=call_id,
-                round=round,
-                kind=kind,
-                alias=alias,
-                model=service,
-                input_tokens=0,
-                output_tokens=0,
-                seconds=seconds,
-                cost_usd=None if price is None else str(price.cost(seconds)),
-                price_source=UNPRICED if price is None else price.source,
-                profile=profile,
-            )
+            None if price is None else price.cost(seconds),
+            None if price is None else price.source,
+            call_id=call_id, round=round, kind=kind, alias=alias, model=service, input_tokens=0,
+            output_tokens=0, seconds=seconds, profile=profile,
         )
 
     def totals(self, entries: list[Charged] | None = None) -> Totals:

@@ -104,11 +104,6 @@ def line_of(text: str, path: tuple[str, ...]) -> int | None:
     return enclosing
 
 
-def syntax_line(message: str) -> int | None:
-    found = re.search(r"at line (\d+)", message)
-    return int(found.group(1)) if found else None
-
-
 # --- value checks ------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from orchestra_tui.core.profile_model import (
     model_matches,
     web_only_retrieval,
 )
+from orchestra_tui.core.tomlfile import TomlFileError, read_toml
 from orchestra_tui.core.profile_schema import (
     CONFIG_KEYS,
     Bad,
@@ -37,7 +38,6 @@ from orchestra_tui.core.profile_schema import (
     dotted,
     line_of,
     suggest,
-    syntax_line,
 )
 from orchestra_tui.paths import config_dir, data_dir
 
@@ -69,15 +69,10 @@ def _shown(path: Path) -> str:
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ProfileError(_shown(path), f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ProfileError(_shown(path), "not UTF-8 text") from None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(_shown(path), f"invalid TOML: {exc}", line=syntax_line(str(exc))) from None
+        data, raw = read_toml(path)
+    except TomlFileError as exc:
+        raise ProfileError(_shown(path), exc.problem, line=exc.line) from None
+    return data, raw.decode("utf-8")
 
 
 def load_profile(path: Path | str) -> Profile:

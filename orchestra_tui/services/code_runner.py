@@ -70,52 +70,22 @@ class SubprocessRunner:
         return env
 
     async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
-        loop = asyncio.get_running_loop()
         workdir = tempfile.mkdtemp(prefix="orchestra-code-")
-        started = time.monotonic()
         try:
             script = Path(workdir) / "snippet.py"
             script.write_text(code, encoding="utf-8")
-            try:
-                transport, collector = await loop.subprocess_exec(
-                    lambda: OutputCollector(loop, self.max_output_bytes),
-                    self.python,
-                    "-I",  # ignore PYTHON* variables and the user's site-packages
-                    "-B",  # no __pycache__ left behind
-                    "-X",  # -I also ignores PYTHONIOENCODING, so ask for UTF-8 stdio explicitly:
-                    "utf8",  # we decode the output as UTF-8 whatever the locale
-                    script.name,
-                    cwd=workdir,
-                    env=self._environment(workdir),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,  # its own process group, so one killpg reaches every descendant
-                )
-            except OSError as error:
-                raise CodeRunnerError(f"cannot start {self.python}: {error.strerror or error}") from None
-            try:
-                timed_out = await collector.wait_for_exit(timeout_s)
-                seconds = time.monotonic() - started
-            finally:
-                # Also after a normal exit or a cancellation: children the snippet left running go too.
-                kill_group(transport.get_pid())
-                # Their deaths close the pipes. Should a descendant have left the group (setsid) with a
-                # pipe open, stop waiting after a grace period instead of hanging.
-                await collector.wait_for_pipes(DRAIN_GRACE_S)
-                transport.close()
+            argv = [
+                self.python,
+                "-I",  # ignore PYTHON* variables and the user's site-packages
+                "-B",  # no __pycache__ left behind
+                "-X",  # -I also ignores PYTHONIOENCODING, so ask for UTF-8 stdio explicitly:
+                "utf8",  # we decode the output as UTF-8 whatever the locale
+                script.name,
+            ]
+            return await run_collected(argv, env=self._environment(workdir), cwd=workdir, timeout_s=timeout_s,
+                                       max_output_bytes=self.max_output_bytes, runner=self.name)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        out, err = collector.streams[1], collector.streams[2]
-        return CodeResult(
-            stdout=out.text(),
-            stderr=err.text(),
-            exit_code=None if timed_out else transport.get_returncode(),
-            timed_out=timed_out,
-            seconds=round(seconds, 3),
-            runner=self.name,
-            truncated=out.truncated or err.truncated,
-        )
 
 
 class OutputCollector(asyncio.SubprocessProtocol):
@@ -180,3 +150,53 @@ def kill_group(pgid: int) -> None:
         pass  # the group is already empty
 
 
+
+
+async def run_collected(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    timeout_s: float,
+    max_output_bytes: int,
+    runner: str,
+    cwd: str | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> CodeResult:
+    """Run `argv` in its own process group with capped output and a wall-clock timeout; every runner
+    (bare or sandboxed) goes through here so the kill and drain rules are the same everywhere."""
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    try:
+        transport, collector = await loop.subprocess_exec(
+            lambda: OutputCollector(loop, max_output_bytes),
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            start_new_session=True,  # its own process group, so one killpg reaches every descendant
+        )
+    except OSError as error:
+        raise CodeRunnerError(f"cannot start {argv[0]}: {error.strerror or error}") from None
+    try:
+        timed_out = await collector.wait_for_exit(timeout_s)
+        seconds = time.monotonic() - started
+    finally:
+        # Also after a normal exit or a cancellation: children the snippet left running go too.
+        kill_group(transport.get_pid())
+        # Their deaths close the pipes. Should a descendant have left the group (setsid) with a
+        # pipe open, stop waiting after a grace period instead of hanging.
+        await collector.wait_for_pipes(DRAIN_GRACE_S)
+        transport.close()
+    out, err = collector.streams[1], collector.streams[2]
+    return CodeResult(
+        stdout=out.text(),
+        stderr=err.text(),
+        exit_code=None if timed_out else transport.get_returncode(),
+        timed_out=timed_out,
+        seconds=round(seconds, 3),
+        runner=runner,
+        truncated=out.truncated or err.truncated,
+    )

@@ -14,7 +14,6 @@ asked for bare execution (`--unsafe-code`). A Landlock + seccomp fallback is not
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import functools
@@ -22,20 +21,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from orchestra_tui.services import sandbox_layout as layout_mod
-from orchestra_tui.services.code_runner import (
-    DRAIN_GRACE_S,
-    CodeResult,
-    CodeRunnerError,
-    SubprocessRunner,
-    OutputCollector,
-    kill_group,
-)
+from orchestra_tui.services.code_runner import CodeResult, CodeRunnerError, SubprocessRunner, run_collected
 
 PROBE_TIMEOUT_S = 20.0
 INSTALL_HINT = "apt-get install bubblewrap"
@@ -136,41 +127,12 @@ class BubblewrapRunner:
         return env
 
     async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
         with self._command(code) as (argv, fds):
-            try:
-                transport, collector = await loop.subprocess_exec(
-                    lambda: OutputCollector(loop, self.limits.output_bytes),
-                    *argv,
-                    env={},  # bwrap's own environment shows in the sandbox's /proc/1/environ: keep it empty
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    pass_fds=fds,
-                    start_new_session=True,  # killing bwrap's group kills the container's pid 1 ...
-                )
-            except OSError as error:
-                raise CodeRunnerError(f"cannot start {self.bwrap}: {error.strerror or error}") from None
-        try:
-            timed_out = await collector.wait_for_exit(timeout_s)
-            seconds = time.monotonic() - started
-        finally:
-            # ... and with it, by the kernel, every process of the pid namespace (--die-with-parent).
-            kill_group(transport.get_pid())
-            await collector.wait_for_pipes(DRAIN_GRACE_S)
-            transport.close()
-        out, err = collector.streams[1], collector.streams[2]
-        return CodeResult(
-            stdout=out.text(),
-            stderr=err.text(),
-            # bwrap reports a snippet killed by signal N (CPU limit, memory) as 128 + N.
-            exit_code=None if timed_out else transport.get_returncode(),
-            timed_out=timed_out,
-            seconds=round(seconds, 3),
-            runner=self.name,
-            truncated=out.truncated or err.truncated,
-        )
+            # bwrap's own environment shows in the sandbox's /proc/1/environ: keep it empty. Killing bwrap's
+            # group kills the container's pid 1, and with it, by the kernel, every process of the pid
+            # namespace (--die-with-parent). bwrap reports a snippet killed by signal N as 128 + N.
+            return await run_collected(argv, env={}, pass_fds=tuple(fds), timeout_s=timeout_s,
+                                       max_output_bytes=self.limits.output_bytes, runner=self.name)
 
 
 class UnsandboxedRunner(SubprocessRunner):
