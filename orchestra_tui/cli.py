@@ -57,6 +57,7 @@ def _session_options(args: argparse.Namespace) -> Any:
         policy_backend=_policy_backend(args),
         trajectory=Path(args.trajectory) if args.trajectory else None,
         unsafe_code=args.unsafe_code,
+        repair_tool_calls=args.repair_tool_calls,
     )
 
 
@@ -72,6 +73,8 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", help="the model name to request from --base-url")
     p.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
     p.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
+    p.add_argument("--repair-tool-calls", action="store_true",
+                   help="repair malformed tool calls (flagged in the trajectory; off = the reference's handling)")
     p.add_argument("--unsafe-code", action="store_true",
                    help="run model-written code WITHOUT a sandbox when bubblewrap is unavailable")
 
@@ -283,6 +286,9 @@ async def _fork(args: argparse.Namespace) -> int:
     args.variant = args.variant or resume.variant
     args.trajectory = args.trajectory or str(fork_path(trajectory.path, args.at, args.profile))
     session = Session(_session_options(args))
+    if session.catalog.digest != trajectory.header.get("catalog_hash"):
+        print(f"orchestra-tui: note: catalog {session.catalog.name} differs from the one the original ran with",
+              file=sys.stderr)
     session.listeners.append(Printer(sys.stderr))
     ended: EpisodeEnded | None = None
     try:

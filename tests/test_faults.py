@@ -8,6 +8,7 @@ breaker, or a clean error — and the trajectory is complete.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -427,13 +428,28 @@ async def test_an_expert_that_keeps_failing_is_made_unavailable(tmp_path):
         session = fault_session(tmp_path, server.base_url, faulty="expert", policy=policy, max_attempts=1)
         events = await run(session)
     calls = finished_calls(events, "reasoner-2")
-    assert [c.status for c in calls] == ["error"] * 4
-    assert all("HTTP 500" in c.error for c in calls[:3])
-    # The breaker opened after three failed calls: the fourth was not sent and says until when.
-    assert "unavailable until" in calls[3].error
+    assert [c.status for c in calls[:3]] == ["error"] * 3 and all("HTTP 500" in c.error for c in calls[:3])
+    # The breaker opened after three failed calls. The fourth was not sent, and the record says until when:
+    # as the call's error, or as a refusal once the engine withholds the alias.
+    later = [c.error for c in calls[3:]] + [r.detail for r in events
+                                            if isinstance(r, ev.RoundRejected) and r.reason == "refused"]
+    assert len(later) == 1 and "unavailable until" in later[0]
     assert len(server.chat_requests) == 3
     assert (events[-1].status, events[-1].answer) == ("answered", "42")
     assert_trajectory_complete(tmp_path / "t.jsonl", events)
+
+
+async def test_an_alias_whose_breaker_is_open_is_not_offered_to_the_policy(tmp_path):
+    policy = ScriptedBackend([tool_call_text("enhance_reasoning", "reasoner-2")] * 4
+                             + [tool_call_text("answer", "answer-1")])
+    async with FaultServer([status(500, retry_after="0")]) as server:
+        events = await run(fault_session(tmp_path, server.base_url, faulty="expert", policy=policy, max_attempts=1))
+    rounds = [e for e in events if isinstance(e, ev.RoundStarted)]
+    assert "reasoner-2" in json.dumps(rounds[2].tools) and "reasoner-2" not in json.dumps(rounds[3].tools)
+    [refused] = [e for e in events if isinstance(e, ev.RoundRejected)]
+    assert (refused.round, refused.reason) == (4, "refused") and "unavailable until" in refused.detail
+    assert len(finished_calls(events, "reasoner-2")) == 3 and len(server.chat_requests) == 3
+    assert (events[-1].status, events[-1].answer) == ("answered", "42")
 
 
 ANSWER_CALL = tool_call_text("answer", "answer-1", thinking="Easy enough.")

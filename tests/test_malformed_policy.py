@@ -53,7 +53,8 @@ CORPUS: dict[str, tuple[str, tuple]] = {
     "JSON that is not an object": (THINK + block('["search", "search-1"]'), ("rejected", "invalid", "unknown tool")),
     "name that is not a string": (THINK + block('{"name": 3, "arguments": {"model": "search-1"}}'),
                                   ("rejected", "invalid", "unknown tool")),
-    "unknown tool": (THINK + block(call("web_search", "search-1")), ("rejected", "invalid", "unknown tool 'web_search'")),
+    "unknown tool": (THINK + block(call("web_search", "search-1")),
+                     ("rejected", "invalid", "unknown tool 'web_search'")),
     "alias of another tool": (THINK + block(call("search", "answer-1")),
                               ("rejected", "invalid", "'answer-1' is not an alias of search")),
     "alias the catalog does not map": (THINK + block(call("search", "search-3")),
@@ -131,8 +132,6 @@ async def test_malformed_output_is_handled_as_the_reference_does(tmp_path, name)
     assert_trajectory_complete(tmp_path / "t.jsonl", events)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="toolset.check_call lets json.loads raise RecursionError (fix in the issue 7 report)")
 async def test_arguments_nested_past_the_recursion_limit_consume_the_round(tmp_path):
     # The hermes parser keeps string arguments as written, so this reaches the engine's check unparsed.
     output = THINK + block(json.dumps({"name": "search", "arguments": "[" * 100_000}))
@@ -153,6 +152,20 @@ async def test_an_episode_of_nothing_but_broken_output_ends_without_an_answer(tm
 
 
 # -- the optional repair ------------------------------------------------------------------------------
+
+
+async def test_the_optional_repair_runs_the_fixed_call_and_says_so(tmp_path):
+    output = CORPUS["Python-style quotes"][0]
+    events = await episode(tmp_path, [output, tool_call_text("answer", "answer-1")], repair_tool_calls=True)
+    said = of(events, ev.PolicyOutput)
+    assert said[0].content == output  # what the model wrote stays on record ...
+    assert said[0].repaired == "rewrote Python-style quoting as JSON"  # ... with what was changed
+    assert said[0].tool_calls == [{"name": "search", "arguments": '{"model": "search-1"}'}]
+    assert said[1].repaired is None  # a valid call is never touched
+    assert [(s.round, s.alias) for s in of(events, ev.ToolCallStarted)] == [(1, "search-1"), (2, "answer-1")]
+    assert not of(events, ev.RoundRejected)
+    assert_trajectory_complete(tmp_path / "t.jsonl", events)
+
 
 ALIASES = load_catalog(DATA / "scripted_catalog.toml").aliases()
 

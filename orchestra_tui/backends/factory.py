@@ -34,6 +34,10 @@ _OPENAI_FIELDS: dict[str, tuple[type, ...]] = {
     "headers": (dict, type(None)),
     "max_attempts": (int,),
     "retry_budget": (int, float),
+    "total_timeout": (int, float),
+    "backoff_max": (int, float),
+    "breaker_threshold": (int,),
+    "breaker_cooldown": (int, float),
 }
 _EMBEDDED_FIELDS: dict[str, tuple[type, ...]] = {
     "n_ctx": (int,),

@@ -122,21 +122,22 @@ def _repair_blocks(content: str) -> tuple[str, list[str]]:
         inner, ending = match.group(1), match.group(2)
         pieces.append(content[last : match.start()])
         last = match.end()
-        if not ending:  # cut at the end of the text: the parser already drops a partial close tag
+        stopped_by_next_open = not ending and match.end() < len(content)
+        if not ending:  # the parser drops a close tag cut short at the end; so does the repair
             inner = _drop_partial_close(inner)
         if _call_object(inner.strip()):
-            if ending == "" and match.end() < len(content):  # stopped by the next open tag
-                fixes.append("closed a <tool_call> left open before the next one")
-                pieces.append(_block(inner.strip()))
-            else:
-                pieces.append(match.group(0))
+            if not stopped_by_next_open:
+                pieces.append(match.group(0))  # parses as it is: never touched
+                continue
+            body, what = inner.strip(), []
+        elif (fixed := _fix_json(inner)) is not None:
+            body, what = fixed
+        else:
+            pieces.append(match.group(0))  # beyond repair: the engine rejects it as written
             continue
-        fixed = _fix_json(inner)
-        if fixed is None:
-            pieces.append(match.group(0))
-            continue
-        body, what = fixed
         fixes.extend(what)
+        if stopped_by_next_open:
+            fixes.append("closed a <tool_call> left open before the next one")
         pieces.append(_block(body))
     pieces.append(content[last:])
     return "".join(pieces), fixes
@@ -181,9 +182,7 @@ def repair_tool_calls(content: str) -> Repair | None:
             text, fixes = _wrap_bare_call(content)
         if not fixes:
             return None
-        calls = parse_tool_calls(text)
-        if not any(call.name for call in calls):
-            return None
-        return Repair(text, calls, tuple(fixes))
+        # Every fix above leaves a block that parses as a named call, so `calls` holds at least one.
+        return Repair(text, parse_tool_calls(text), tuple(fixes))
     except Exception:  # the contract is "never raise": a failed repair is just no repair
         return None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,19 @@ def backend_model(name: str, spec: dict[str, Any]) -> str:
     return Path(str(spec.get("model_path", name))).stem
 
 
+def _key(name: Any) -> str:
+    """A key as a message shows it: bare when TOML allows, else quoted with escapes, so the error stays one
+    line whatever the key holds."""
+    text = str(name)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text, ensure_ascii=False)
+
+
+def _table(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: expected a table, got {type(value).__name__}")
+    return value
+
+
 def _check_keys(where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
     for key in table:
         if key not in allowed:
@@ -100,6 +115,8 @@ def _check_keys(where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> 
 
 def _sampling(where: str, table: dict[str, Any], defaults: Sampling) -> Sampling:
     values = {k: table[k] for k in _SAMPLING_KEYS if k in table}
+    if "extra" in values:
+        _table(f"{where}.extra", values["extra"])  # merged into every request body
     for key in ("temperature", "top_p"):
         if key in values and not isinstance(values[key], (int, float)):
             raise CatalogError(f"{where}.{key}: expected a number, got {values[key]!r}")
@@ -128,21 +145,22 @@ def _backend_ref(where: str, name: Any, backends: dict[str, dict[str, Any]]) -> 
 def parse_catalog(data: dict[str, Any], path: Path, digest: str = "") -> Catalog:
     where = path.name
     _check_keys(where, data, _TOP_KEYS)
-    head = data.get("catalog", {})
-    backends = data.get("backends") or {}
+    # Every table is checked to be one before it is read: TOML lets any key hold any value.
+    head = _table(f"{where}: catalog", data.get("catalog", {}))
+    backends = _table(f"{where}: backends", data.get("backends") or {})
     if not backends:
         raise CatalogError(f"{where}: [backends] is empty; declare at least one backend")
     for name, spec in backends.items():
-        kind = spec.get("kind")
+        kind = _table(f"{where}: backends.{_key(name)}", spec).get("kind")
         if kind not in BACKEND_KINDS:
-            raise CatalogError(f"{where}: backends.{name}.kind: {kind!r} is not one of {', '.join(BACKEND_KINDS)}"
-                               f"{_suggest(str(kind), BACKEND_KINDS)}")
+            raise CatalogError(f"{where}: backends.{_key(name)}.kind: {kind!r} is not one of "
+                               f"{', '.join(BACKEND_KINDS)}{_suggest(str(kind), BACKEND_KINDS)}")
         try:
             check_spec(spec)
         except ValueError as exc:
-            raise CatalogError(f"{where}: backends.{name}: {exc}") from None
+            raise CatalogError(f"{where}: backends.{_key(name)}: {exc}") from None
 
-    policy_table = data.get("policy") or {}
+    policy_table = _table(f"{where}: policy", data.get("policy") or {})
     _check_keys(f"{where}: policy", policy_table, _POLICY_KEYS)
     policy_backend = _backend_ref(f"{where}: policy", policy_table.get("backend"), backends)
     policy = PolicySpec(
@@ -154,16 +172,16 @@ def parse_catalog(data: dict[str, Any], path: Path, digest: str = "") -> Catalog
         constrain_tool_call=bool(policy_table.get("constrain_tool_call", False)),
     )
 
-    defaults = data.get("expert_defaults") or {}
+    defaults = _table(f"{where}: expert_defaults", data.get("expert_defaults") or {})
     _check_keys(f"{where}: expert_defaults", defaults, _EXPERT_KEYS)
     experts: dict[str, ExpertSpec] = {}
     all_aliases = [a for names in REFERENCE_ALIASES.values() for a in names]
-    for alias, table in (data.get("experts") or {}).items():
+    for alias, table in _table(f"{where}: experts", data.get("experts") or {}).items():
         tool = tool_of_alias(alias)
         if tool is None:
-            raise CatalogError(f"{where}: experts.{alias}: unknown alias{_suggest(alias, all_aliases)}")
-        merged = {**defaults, **table}
+            raise CatalogError(f"{where}: experts.{_key(alias)}: unknown alias{_suggest(alias, all_aliases)}")
         at = f"{where}: experts.{alias}"
+        merged = {**defaults, **_table(at, table)}
         _check_keys(at, merged, _EXPERT_KEYS)
         backend = _backend_ref(at, merged.get("backend"), backends)
         style = merged.get("answer_style", "boxed")
@@ -181,7 +199,7 @@ def parse_catalog(data: dict[str, Any], path: Path, digest: str = "") -> Catalog
             answer_fallback=bool(merged.get("answer_fallback", False)),
             constrain=bool(merged.get("constrain", False)),
         )
-    retrieval = data.get("retrieval") or {"kind": "embedded"}
+    retrieval = _table(f"{where}: retrieval", data.get("retrieval") or {"kind": "embedded"})
     return Catalog(
         name=str(head.get("name", path.stem)),
         path=path,
@@ -191,8 +209,8 @@ def parse_catalog(data: dict[str, Any], path: Path, digest: str = "") -> Catalog
         policy=policy,
         experts=experts,
         retrieval=retrieval,
-        code=data.get("code") or {},
-        prices=data.get("prices") or {},
+        code=_table(f"{where}: code", data.get("code") or {}),
+        prices=_table(f"{where}: prices", data.get("prices") or {}),
     )
 
 

@@ -10,6 +10,7 @@ to one anyway is refused, and every call reserves its worst-case cost before it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -19,6 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from orchestra_tui.backends.base import BackendError, ChatBackend, ChatResult, TextDelta
+from orchestra_tui.backends.breaker import backend_unavailable
+from orchestra_tui.backends.repair import repair_tool_calls
 from orchestra_tui.core import prompts
 from orchestra_tui.core.catalog import Catalog
 from orchestra_tui.core.context import Evidence, policy_context
@@ -50,6 +53,7 @@ class EpisodeSettings:
     variant: Variant = prompts.DEFAULT_VARIANT
     max_rounds: int = 50
     one_search: bool | None = None  # None: the variant decides (FRAMES offers search once)
+    repair_tool_calls: bool = False  # off: the reference consumes a round with no valid call (repair.py)
 
     @property
     def search_once(self) -> bool:
@@ -194,6 +198,10 @@ class Episode:
         policy_hold = steering.budget.reserve(policy_cost, f"round {number} policy")
 
         withheld = steering.withheld(self.catalog)
+        for alias, spec in self.catalog.experts.items():
+            # An endpoint whose circuit breaker is open: withheld until it reopens, like a missing key.
+            if alias not in withheld and (why := backend_unavailable(self.experts.backends.get(spec.backend))):
+                withheld[alias] = f"unavailable: {why}"
         usable = [a for a in self.catalog.experts if a not in withheld]
         if not usable:
             if policy_hold is not None:
@@ -271,6 +279,12 @@ class Episode:
             return
         seconds = time.monotonic() - started
         assert result is not None
+        repaired = None
+        if self.settings.repair_tool_calls and not any(
+                check_call(c, self.catalog.aliases()).valid for c in result.tool_calls):
+            # Only a round that would be rejected is repaired; a valid call is never second-guessed.
+            if (fix := repair_tool_calls(result.content)) is not None:
+                result, repaired = dataclasses.replace(result, tool_calls=fix.calls), fix.note
         from orchestra_tui.backends.hermes import split_thinking
 
         reasoning, _ = split_thinking(result.content)
@@ -281,6 +295,7 @@ class Episode:
             tool_calls=[{"name": c.name, "arguments": c.arguments} for c in result.tool_calls],
             usage=result.usage.to_dict(),
             seconds=seconds,
+            repaired=repaired,
         )
         yield self.ledger.charge_tokens(
             call_id=f"r{number}-policy", round=number, kind="policy", alias=None,

@@ -106,9 +106,10 @@ class PolicyOutput(Event):
     round: int
     content: str  # raw message content (holds the <think> text on a hermes server)
     reasoning: str  # the thinking, split out of content or from reasoning_content
-    tool_calls: list[dict[str, Any]]  # as produced: [{"name", "arguments"(str)}]
+    tool_calls: list[dict[str, Any]]  # as produced: [{"name", "arguments"(str)}]; repaired when `repaired`
     usage: dict[str, Any]
     seconds: float
+    repaired: str | None = None  # what the optional repair changed to get `tool_calls`; None: the model's own
 
 
 @dataclass(frozen=True, kw_only=True)

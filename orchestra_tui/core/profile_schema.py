@@ -12,6 +12,7 @@ syntax errors; for a value we dislike it is looked up in the text, and left out 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -64,7 +65,9 @@ def shown(value: Any) -> str:
 
 
 def dotted(path: tuple[str, ...]) -> str:
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else f'"{p}"' for p in path)
+    # A quoted key is escaped as TOML's basic strings are (JSON's escapes are the same): a key holding a
+    # newline must not break the one-line error.
+    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p, ensure_ascii=False) for p in path)
 
 
 # --- finding the line of a key ----------------------------------------------------------------------

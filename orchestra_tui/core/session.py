@@ -59,6 +59,7 @@ class SessionOptions:
     policy_backend: dict[str, Any] | None = None  # replaces the catalog's policy backend (CLI --model/--base-url)
     trajectory: Path | None = None  # None: a new file under the state folder
     record: bool = True
+    repair_tool_calls: bool = False  # repair the policy's broken tool calls (flagged in the trajectory)
     unsafe_code: bool = False  # run model-written code bare when no sandbox works (the user typed the flag)
 
 
@@ -265,7 +266,8 @@ class Session:
             policy=self._backend(self.catalog.policy.backend),
             experts=self._experts(),
             ledger=self.ledger,
-            settings=EpisodeSettings(variant=self.variant, max_rounds=max_rounds),
+            settings=EpisodeSettings(variant=self.variant, max_rounds=max_rounds,
+                                     repair_tool_calls=self.options.repair_tool_calls),
             steering=steering,
             evidence=resume.evidence.copy() if resume else None,
             resume_after=resume.rounds if resume else None,

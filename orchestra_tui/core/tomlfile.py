@@ -37,3 +37,5 @@ def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
     except tomllib.TOMLDecodeError as exc:
         message = " ".join(str(exc).split())
         raise TomlFileError(path, f"invalid TOML: {message}", syntax_line(message)) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise TomlFileError(path, "invalid TOML: nested too deeply") from None

@@ -79,7 +79,7 @@ def check_call(call: ToolCall, aliases: dict[str, tuple[str, ...]]) -> CheckedCa
         return CheckedCall(call, problem=f"unknown tool {call.name!r}")
     try:
         arguments = json.loads(call.arguments) if call.arguments else {}
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):
         return CheckedCall(call, tool=call.name, problem="arguments are not valid JSON")
     if not isinstance(arguments, dict) or "model" not in arguments:
         return CheckedCall(call, tool=call.name, problem="missing required argument 'model'")

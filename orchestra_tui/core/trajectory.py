@@ -98,7 +98,7 @@ def load_trajectory(path: Path | str) -> Trajectory:
         raise TrajectoryError(f"{path}: empty file, no trajectory header")
     try:
         header = _check_header(path, json.loads(raw_lines[0]))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise TrajectoryError(f"{path}: line 1 is not JSON") from None
     events: list[Event] = []
     torn = False
@@ -106,11 +106,13 @@ def load_trajectory(path: Path | str) -> Trajectory:
     for number, line in enumerate(raw_lines[1:], start=2):
         try:
             data = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # nesting past the recursion limit is no event either
             if number == last:
                 torn = True  # killed mid-write: everything before it stands
                 break
             raise TrajectoryError(f"{path}: line {number} is not JSON") from None
+        if not isinstance(data, dict):
+            raise TrajectoryError(f"{path}: line {number} is not a JSON object")
         try:
             events.append(event_from_dict(data))
         except UnknownEvent:
