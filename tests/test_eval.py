@@ -260,5 +260,6 @@ def test_twenty_questions_on_the_embedded_default_at_concurrency_4(tmp_path):
     assert summary[profile]["finished"] == 20
     expected = recompute(out / profile)
     assert {k: summary[profile][k] for k in expected} == expected
-    assert Decimal(summary[profile]["cost_mean_usd"]) == 0  # a local model costs nothing, and says so
+    # Every call is priced on the embedded default (the model is free; code time has its per-second price).
+    assert summary[profile]["unpriced"] == 0 and summary[profile]["cost_mean_usd"] is not None
     assert (out / "summary.png").is_file()

@@ -137,7 +137,8 @@ class Episode:
                 variant=self.settings.variant,
                 max_rounds=self.settings.max_rounds,
                 profile=self.profile,
-                policy={"backend": self.policy.kind, "model": self.catalog.policy.model},
+                policy={"backend": self.catalog.backends[self.catalog.policy.backend].get("kind", self.policy.kind),
+                    "model": self.catalog.policy.model},
                 preference=self._statement,
                 withheld=self.steering.withheld(self.catalog),
             )

@@ -149,7 +149,8 @@ class OrchestraApp(ProfileActions, ModeSwitch, ReplayControls, App[int]):
         if self.replay is None:
             self._announce_unavailable()
             if self.source is None:
-                self.handler.handle(Notice(level="warning", message="No engine is attached: questions cannot be asked."))
+                message = "No engine is attached: questions cannot be asked."
+                self.handler.handle(Notice(level="warning", message=message))
             self.handler.flush()
 
     @property
@@ -173,6 +174,9 @@ class OrchestraApp(ProfileActions, ModeSwitch, ReplayControls, App[int]):
         self._fit_to_size()
         main.set_class(self.size.height >= TALL_HEIGHT, "-breakdown")
         if self.replay is not None:
+            # Nothing focused, as when replay starts from the command line: a widget removed by a switch
+            # from live must not keep the focus (keys would go nowhere).
+            main.set_focus(None)
             self.replay_seek(0)
             return
         ask = main.query_one("#ask", Input)
@@ -295,7 +299,7 @@ class OrchestraApp(ProfileActions, ModeSwitch, ReplayControls, App[int]):
         if action == "leave_replay":
             return self.can_leave_replay and on_main
         if action == "pick_profile":
-            return on_main and bool(self.profile_names())
+            return on_main and self.can_switch_profiles()
         if action == "edit_profile":
             return on_main and self.can_edit_profiles()
         if action == "open_trajectory":

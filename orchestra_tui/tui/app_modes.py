@@ -73,7 +73,7 @@ class ModeSwitch(_AppBase):
         try:
             trajectory = load_trajectory(path)
         except TrajectoryError as error:
-            self.notify(str(error), severity="error", title="Cannot open")
+            self.notify(str(error), severity="error", title="Cannot open", markup=False)
             return False
         self._stop_playing()
         if self.replay is None:

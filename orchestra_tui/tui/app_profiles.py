@@ -36,11 +36,14 @@ class ProfileActions(_AppBase):
     if TYPE_CHECKING:
         def paint(self) -> None: ...
 
+    def can_switch_profiles(self) -> bool:
+        """Whether the engine can switch at all (cheap: bindings ask this on every refresh; listing the
+        names reads the profile files)."""
+        return (self.replay is None and callable(getattr(self.source, "profile_names", None))
+                and callable(getattr(self.source, "switch_profile", None)))
+
     def profile_names(self) -> list[str]:
-        names = getattr(self.source, "profile_names", None)
-        if self.replay is not None or not callable(names) or not callable(getattr(self.source, "switch_profile", None)):
-            return []
-        return list(names())
+        return list(self.source.profile_names()) if self.can_switch_profiles() else []
 
     def active_profile_name(self) -> str | None:
         """The profile the next round will use: a pending switch counts."""
@@ -54,7 +57,7 @@ class ProfileActions(_AppBase):
         try:
             switch(name)
         except Exception as error:  # a bad profile must not take the app down
-            self.notify(f"Cannot switch to {name}: {error}", severity="error")
+            self.notify(f"Cannot switch to {name}: {error}", severity="error", markup=False)
             return False
         self.state.pending_profile = name
         self.state.touch()
@@ -79,7 +82,7 @@ class ProfileActions(_AppBase):
     # --- the editor ----------------------------------------------------------------------------------
 
     def can_edit_profiles(self) -> bool:
-        return self.replay is None and bool(self.profile_names())
+        return self.can_switch_profiles()
 
     def _alias_models(self) -> dict[str, str]:
         """Alias → the real model behind it in the session's catalog, shown beside each slider."""
@@ -97,7 +100,7 @@ class ProfileActions(_AppBase):
         try:
             profile = find_profile(name)
         except ProfileError as error:
-            self.notify(f"Cannot edit {name}: {error}", severity="error")
+            self.notify(f"Cannot edit {name}: {error}", severity="error", markup=False)
             return
         editor = ProfileEditor(profile, active=name == active, models=self._alias_models())
         self.push_screen(editor, lambda saved: self._profile_saved(saved, name if name == active else None))
@@ -111,4 +114,4 @@ class ProfileActions(_AppBase):
             # The engine read the file again; the header shows the switch as pending until the next round.
             self.notify(f"Saved {saved.name}; it applies from the next round.")
         else:
-            self.notify(f"Saved {saved.name} to {saved.path}. F2 switches to it.")
+            self.notify(f"Saved {saved.name} to {saved.path}. F2 switches to it.", markup=False)

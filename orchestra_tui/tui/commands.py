@@ -51,7 +51,7 @@ def app_commands(app: OrchestraApp) -> Iterable[SystemCommand]:
         else:
             yield SystemCommand("Open trajectory…", "Replay a saved episode in these panes (Ctrl+O)",
                                 app.action_open_trajectory)
-        if app.profile_names():
+        if app.can_switch_profiles():
             yield SystemCommand(
                 "Switch profile…", "Pick the profile for the next round (F2)", app.action_pick_profile
             )

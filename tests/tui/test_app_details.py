@@ -53,7 +53,7 @@ async def test_a_token_stream_is_painted_in_batches_not_per_token():
         await pilot.press("enter")
         await settle(app, pilot)
         assert flushes < tokens / 10
-        thinking = plain(app.query_one(ReasoningPane).fold(1).body)
+        thinking = app.query_one(ReasoningPane).fold(1).text()
         assert thinking.startswith("t0 t1") and f"t{tokens - 1}" in thinking
 
 
@@ -101,3 +101,31 @@ async def test_output_written_while_the_app_runs_does_not_break_it():
         sys.stderr.flush()
         await pilot.pause()
         assert app.is_running
+
+
+async def test_main_screen_keys_wait_while_the_profile_editor_is_open(tui_dirs):
+    # App bindings reach a full screen such as the editor (dialogs block them); zoom, costs, the pickers
+    # and the editor itself act on the main screen and must not stack up over the editor.
+    from fixtures_tui import SHIPPED_PROFILES
+
+    app = OrchestraApp(ScriptedSource(profiles=SHIPPED_PROFILES), cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await pilot.pause()
+        editor = app.screen
+        await pilot.press("f3", "f4", "f2", "f5", "ctrl+o")
+        await pilot.pause()
+        assert app.is_running and app.screen is editor and len(app.screen_stack) == 2
+        assert editor.maximized is None and not editor.has_class("-breakdown")
+
+
+async def test_replay_keeps_playing_under_the_help_screen():
+    from fixtures_tui import recorded_events
+
+    app = OrchestraApp(None, recorded_events(), header={"profile": "balanced"}, cursor_blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("space", "f1")
+        await pilot.pause()
+        before = app.replay.position
+        app._play_tick()  # the play timer's callback, while the help screen is on top
+        assert app.replay.position == before + 1 and app.is_running

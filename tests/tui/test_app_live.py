@@ -38,7 +38,7 @@ async def test_ask_fills_transcript_reasoning_tool_calls_and_cost():
         reasoning = app.query_one(ReasoningPane)
         assert len(reasoning.folds) == 3
         assert [fold.collapsed for fold in reasoning.folds] == [True, True, False]  # the current round open
-        assert "The code printed 2280" in plain(reasoning.fold(3).body)
+        assert "The code printed 2280" in reasoning.fold(3).text()
         assert "search(search-2)" in plain(reasoning.fold(1)._title)
 
         pane = app.query_one(ToolCallPane)

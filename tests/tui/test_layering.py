@@ -20,3 +20,8 @@ def test_engine_and_the_tui_package_import_without_textual():
 def test_the_fold_is_textual_free():
     modules = _modules_after("import orchestra_tui.tui.event_handler, orchestra_tui.tui.replay")
     assert "textual" not in modules
+
+
+def test_the_profile_form_and_the_trajectory_listing_are_textual_free():
+    modules = _modules_after("import orchestra_tui.tui.profile_form, orchestra_tui.tui.trajectory_index")
+    assert "textual" not in modules

@@ -57,12 +57,12 @@ async def test_a_bad_value_is_shown_in_one_line_and_nothing_is_lost(tui_dirs):
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot)
         await pilot.press("left")  # reasoner-1 → 0.9
-        editor.query_one("#budget-usd_per_question").value = "five cents"
+        editor.query_one("#budget-usd_per_question").value = "[five] cents"
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is editor
         message = error_line(app)
-        assert "budget.usd_per_question" in message and "five cents" in message and "\n" not in message
+        assert "budget.usd_per_question" in message and "[five] cents" in message and "\n" not in message
         assert not (tui_dirs["config"] / "profiles" / "balanced.toml").exists()
         assert editor.query_one("#alias-reasoner-1", Slider).value == 0.9  # the edits are still there
         assert source.switches == []
@@ -169,10 +169,11 @@ async def test_saving_the_active_profile_mid_episode_applies_from_the_next_round
         await pilot.press("left", "ctrl+s")
         await pilot.pause()
         assert source.switches == ["balanced"]
-        assert "next round" in plain(app.query_one(SessionHeader))
+        assert "balanced (edited; reloads next round)" in plain(app.query_one(SessionHeader))
         source.resume.set()
         await settle(app, pilot)
-        assert "profile switched to balanced from round 2" in app.query_one("#transcript").text()
+        assert "profile balanced reloaded from round 2" in app.query_one("#transcript").text()
+        assert "next round" not in plain(app.query_one(SessionHeader))
 
 
 async def test_every_field_is_reachable_by_keyboard_at_80x24(tui_dirs):

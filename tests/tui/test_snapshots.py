@@ -62,3 +62,32 @@ def test_help_screen(snap_compare):
 def test_after_an_answer_light_theme(snap_compare):
     app = OrchestraApp(ScriptedSource(unavailable=NO_KEYS), cursor_blink=False, theme="textual-light")
     assert snap_compare(app, terminal_size=LARGE, run_before=answer_one_question)
+
+
+def test_profile_editor_at_80x24(snap_compare, tui_dirs):
+    from fixtures_tui import SHIPPED_PROFILES
+
+    app = OrchestraApp(ScriptedSource(profiles=SHIPPED_PROFILES), cursor_blink=False)
+    # Focus on the second slider, moved down a tenth: the focused look and a changed value in one picture.
+    assert snap_compare(app, terminal_size=SMALL, press=["f5", "down", "left"])
+
+
+def test_trajectory_picker(snap_compare, tui_dirs, monkeypatch):
+    import os
+    import time
+
+    from fixtures_tui import episode_script, write_trajectory
+
+    monkeypatch.setenv("TZ", "UTC")  # dates are shown in local time
+    time.tzset()
+    folder = tui_dirs["state"] / "trajectories"
+    folder.mkdir(parents=True)
+    for i, question in enumerate([QUESTION, "Which river runs through Paris?"]):
+        path = write_trajectory(folder / f"run-{i}.jsonl",
+                                [e for e in episode_script(question, episode=i + 1) if not e.transient])
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    try:
+        assert snap_compare(live_app(), terminal_size=LARGE, press=["ctrl+o"])
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -31,9 +31,11 @@ LIVE_KEYS = """\
 | --- | --- |
 | Enter | ask (a follow-up carries the conversation) |
 | Esc | cancel the running episode (twice: stop at once) |
-| F2 | switch profile (applies from the next round) |
+| F2 | switch profile (applies from the next round); `e` in the list edits one |
 | F3 | zoom the focused pane (Esc restores) |
 | F4 | show or hide the cost breakdown |
+| F5 | edit the active profile: sliders, budgets, hard rules (Ctrl+S saves) |
+| Ctrl+O | open a saved trajectory and replay it here |
 | Tab / Shift+Tab | move between panes |
 | Ctrl+P | command palette |
 | Ctrl+Q | quit |
@@ -48,6 +50,8 @@ REPLAY_KEYS = """\
 | 1 … 9 | jump to round N |
 | Home / End | first / last event |
 | - / + | slower / faster |
+| Ctrl+O | open another saved trajectory |
+| Esc | back to the live chat (a replay opened from it) |
 | F3 | zoom the focused pane |
 | F4 | show or hide the cost breakdown |
 | Ctrl+P | command palette |

@@ -18,6 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
@@ -62,11 +63,8 @@ class FormScroll(VerticalScroll, can_focus=False, inherit_bindings=False):
     ]
 
 
-def _row(label: str, *widgets, hint: str = "", classes: str = "row") -> Horizontal:
-    parts = [Label(label, classes="name"), *widgets]
-    if hint:
-        parts.append(Label(hint, classes="hint"))
-    return Horizontal(*parts, classes=classes)
+def _row(label: str, *widgets: Widget, classes: str = "row") -> Horizontal:
+    return Horizontal(Label(label, classes="name"), *widgets, classes=classes)
 
 
 class ProfileEditor(Screen[Saved | None]):
@@ -99,7 +97,7 @@ class ProfileEditor(Screen[Saved | None]):
             for tool, aliases in ALIAS_GROUPS:
                 yield Static(tool, classes="group")
                 for alias in aliases:
-                    model = [Label(self.models.get(alias, "—"), classes="model")] if self.models else []
+                    model = [Label(self.models.get(alias, "—"), classes="model", markup=False)] if self.models else []
                     yield Horizontal(
                         Label(alias, classes="name"),
                         *model,
@@ -168,7 +166,8 @@ class ProfileEditor(Screen[Saved | None]):
 
     def show_error(self, message: str) -> None:
         error = self.query_one("#editor-error", Static)
-        error.update(message)
+        error.update(Content(message))  # literal: messages quote values, which may hold brackets
+        error.tooltip = message or None  # the whole line, should a narrow terminal cut it
         error.set_class(bool(message), "-shown")
         # What the complaint was about: it stays until the form differs from this.
         self._refused = self.read_form() if message else None

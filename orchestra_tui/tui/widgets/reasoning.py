@@ -10,6 +10,7 @@ from textual.widgets import Collapsible, Static
 
 from orchestra_tui.tui import format as fmt
 from orchestra_tui.tui.state import RoundKey, RoundView, SessionView
+from orchestra_tui.tui.widgets.chunked_text import ChunkedText
 from orchestra_tui.tui.widgets.follow import FollowingScroll
 from orchestra_tui.tui.widgets.keyed import KeyedChildren
 
@@ -69,32 +70,49 @@ def _without_thinking(view: RoundView) -> Content:
     return Content.assemble(("(no thinking text) the policy replied:\n", "$text-muted italic"), (reply, "$text-muted"))
 
 
-def round_body(view: RoundView) -> Content:
-    text = view.thinking.strip()
-    body = Content(text) if text else _without_thinking(view)
+def round_note(view: RoundView) -> Content | None:
+    """What is said about a round below its thinking: no thinking yet, a rejection, calls not run."""
+    parts: list[Content] = []
+    if not view.thinking.strip():
+        parts.append(_without_thinking(view))
     if view.rejected:
         reason, detail = view.rejected
-        body = body.append("\n").append(Content.styled(f"⚠ rejected ({reason}): {detail}", "$warning"))
+        parts.append(Content.styled(f"⚠ rejected ({reason}): {detail}", "$warning"))
     if len(view.tool_calls) > 1:
         extra = ", ".join(_call_label(call) for call in view.tool_calls[1:])
-        body = body.append("\n").append(Content.styled(f"also proposed, not run: {extra}", "$text-muted"))
-    return body
+        parts.append(Content.styled(f"also proposed, not run: {extra}", "$text-muted"))
+    return Content("\n").join(parts) if parts else None
 
 
 class RoundFold(Collapsible):
+    """One round: the thinking (streamed into pieces, so a long round stays cheap to repaint) and a note."""
+
     def __init__(self, view: RoundView, current: bool) -> None:
-        self.body = Static(round_body(view), classes="thinking")
-        super().__init__(self.body, title=round_title(view, current), collapsed=not current)
-        self.shown_version = view.version
-        self.shown_current = current
+        self.body = ChunkedText(classes="thinking")
+        self.note = Static(classes="round-note")
+        super().__init__(self.body, self.note, title=round_title(view, current), collapsed=not current)
         self.key = view.key
+        self._paint(view, current)
 
     def show(self, view: RoundView, current: bool) -> None:
         if view.version == self.shown_version and current == self.shown_current:
             return
-        self.shown_version, self.shown_current = view.version, current
         self.title = round_title(view, current)
-        self.body.update(round_body(view))
+        self._paint(view, current)
+
+    def _paint(self, view: RoundView, current: bool) -> None:
+        self.shown_version, self.shown_current = view.version, current
+        thinking = view.thinking.strip()
+        self.body.update(thinking)
+        self.body.display = bool(thinking)
+        note = round_note(view)
+        self.note.update(note or "")
+        self.note.display = note is not None
+        self._note_text = note.plain if note is not None else ""
+
+    def text(self) -> str:
+        """The thinking and the note as plain text (for tests and copying)."""
+        return "\n".join(part for part in (self.body.text, self._note_text) if part)
 
 
 class ReasoningPane(FollowingScroll):

@@ -1,8 +1,8 @@
 """One row per tool call — round, tool, alias → model, status and time, tokens, cost — opening to details.
 
 Rows are folds whose title is laid out in columns; columns that do not fit the pane's width are dropped
-tier by tier (tokens, then the alias → model route), so an 80-column terminal still shows what ran, how it
-went, how long it took and what it cost; an opened row shows everything.
+tier by tier (tokens, then the route and the tool, which the alias implies), so an 80-column terminal still
+shows who ran, how it went, how long it took and what it cost; an opened row shows everything.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ _TIERS = [
           ("tokens", 11, True), ("cost", 12, True)]),
     (56, [("round", 4, False), ("tool", 17, False), ("route", 0, False), ("status", 7, False),
           ("cost", 12, True)]),
-    (0, [("round", 4, False), ("tool", 0, False), ("status", 7, False), ("cost", 10, True)]),
+    # Narrowest: the alias alone, which names its tool too (reasoner-2 is enhance_reasoning) and says who ran.
+    (0, [("round", 4, False), ("alias", 0, False), ("status", 7, False), ("cost", 10, True)]),
 ]
 _TITLE_CHROME = 5  # fold symbol and padding, scrollbar
 
@@ -58,6 +59,7 @@ def _cells(call: CallView) -> dict[str, tuple[str, str]]:
     return {
         "round": (f"Q{episode}R{number}" if episode > 1 else f"R{number}", "bold"),
         "tool": (call.tool, ""),
+        "alias": (call.alias, ""),
         "route": (f"{call.alias} → {short_model(call.model)}", "$text-muted"),
         "status": (f"{mark} {took}", style),
         "tokens": (f"{fmt.tokens(tally.input_tokens)}/{fmt.tokens(tally.output_tokens)}" if tally.calls else "", ""),
@@ -80,7 +82,7 @@ def call_title(call: CallView, width: int) -> str:
 
 
 def header_line(width: int) -> str:
-    names = {"round": "rnd", "tool": "tool", "route": "alias → model", "status": "status",
+    names = {"round": "rnd", "tool": "tool", "alias": "alias", "route": "alias → model", "status": "status",
              "tokens": "in/out tok", "cost": "cost"}
     return _row({k: (v, "") for k, v in names.items()}, _layout(width))
 
