@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from orchestra_tui.backends.base import Sampling, complete
-from orchestra_tui.backends.kv_swap import KvSnapshot, KvSwap, common_prefix
+from orchestra_tui.backends import kv_swap
+from orchestra_tui.backends.kv_swap import KvSnapshot, KvSwap, common_prefix, take_turn
 from orchestra_tui.backends.llamacpp import LlamaCppBackend
 from orchestra_tui.backends.openai_http import OpenAICompatBackend
 from orchestra_tui.core import prompts
@@ -168,6 +169,82 @@ def test_swap_is_bounded_in_bytes():
     assert [s.tokens for s in swap.parked] == [[2], [3]]
     swap.put(snapshot([4], 26))  # larger than the whole swap: not kept, nothing evicted for it
     assert [s.tokens for s in swap.parked] == [[2], [3]] and swap.size == 20
+
+
+class FakeContext:
+    def kv_cache_seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
+        return True
+
+
+class FakeLlama:
+    """What `take_turn` reads of a `Llama`: the evaluated tokens and their count."""
+
+    def __init__(self) -> None:
+        self.input_ids: list[int] = []
+        self.n_tokens = 0
+        self._ctx = FakeContext()
+
+    @property
+    def _input_ids(self) -> list[int]:
+        return self.input_ids[: self.n_tokens]
+
+    def run(self, swap: KvSwap, prompt: list[int], output: list[int]) -> None:
+        """One call: take the turn, then evaluate the rest of the prompt and generate."""
+        take_turn(self, swap, prompt)
+        self.input_ids = prompt + output
+        self.n_tokens = len(self.input_ids)
+
+
+@pytest.fixture
+def fake_copies(monkeypatch):
+    """park/restore without llama.cpp: a snapshot is the token list."""
+    def park(llama):
+        return KvSnapshot(list(llama._input_ids), bytes(len(llama._input_ids)))
+
+    def restore(llama, snapshot):
+        llama.input_ids = list(snapshot.tokens)
+        llama.n_tokens = len(snapshot.tokens)
+        return True
+
+    monkeypatch.setattr(kv_swap, "park", park)
+    monkeypatch.setattr(kv_swap, "restore", restore)
+
+
+POLICY_1 = list(range(1000, 1300))
+POLICY_2 = POLICY_1[:280] + list(range(5000, 5040))  # the next round: documents added before the tail
+EXPERT = list(range(9000, 9100))
+
+
+def test_the_policy_gets_its_prefix_back_after_an_expert(fake_copies):
+    llama, swap = FakeLlama(), KvSwap(10**6)
+    llama.run(swap, POLICY_1, [7] * 50)
+    llama.run(swap, EXPERT, [8] * 50)
+    assert [s.tokens for s in swap.parked] == [POLICY_1]  # parked without its output
+    take_turn(llama, swap, POLICY_2)
+    assert llama._input_ids == POLICY_1 and swap.restores == 1
+    assert [s.tokens for s in swap.parked] == [POLICY_1, EXPERT]
+
+
+def test_the_same_role_next_round_copies_nothing(fake_copies):
+    llama, swap = FakeLlama(), KvSwap(10**6)
+    llama.run(swap, POLICY_1, [7] * 400)  # a long output is not a reason to park
+    llama.run(swap, POLICY_2, [7] * 50)
+    assert swap.saves == 0 and swap.restores == 0
+
+
+def test_short_prompts_are_not_worth_a_copy(fake_copies):
+    llama, swap = FakeLlama(), KvSwap(10**6)
+    llama.run(swap, EXPERT[:40], [8] * 200)
+    llama.run(swap, POLICY_1, [7] * 10)
+    assert swap.saves == 0
+
+
+def test_swap_off_copies_nothing(fake_copies):
+    llama, swap = FakeLlama(), KvSwap(0)
+    llama.run(swap, POLICY_1, [7] * 50)
+    llama.run(swap, EXPERT, [8] * 50)
+    llama.run(swap, POLICY_2, [7] * 50)
+    assert swap.saves == 0 and swap.restores == 0 and not swap.parked
 
 
 def test_http_requests_ask_llama_cpp_servers_to_keep_the_prompt():

@@ -5,9 +5,10 @@ That is enough while one role calls a model back to back, but on the embedded de
 expert run on the same `Llama`, and each expert call between two policy rounds evicts the policy's prefix
 (measured before this module: 5 of 1,004 policy prompt tokens reused per round).
 
-So, before a call evaluates its prompt, `take_turn` parks the live cache if the prompt would discard most
-of it, and restores the parked cache that shares the longest prefix with the prompt when that beats the live
-one. A cache is copied out and in with llama.cpp's per-sequence state API (sequence 0, the only one
+So, before a call evaluates its prompt, `take_turn` parks the previous call's prompt if the new prompt would
+discard most of it, and restores the parked cache that shares the longest prefix with the new prompt when
+that beats the live one. Generated tokens are never parked: rounds are stateless, no later prompt holds
+them. A cache is copied out and in with llama.cpp's per-sequence state API (sequence 0, the only one
 llama-cpp-python uses): one memory copy of the cells, far cheaper than evaluating them again.
 """
 
@@ -48,6 +49,7 @@ class KvSwap:
     def __init__(self, capacity_bytes: int = DEFAULT_KV_SWAP_BYTES) -> None:
         self.capacity = capacity_bytes
         self.parked: list[KvSnapshot] = []
+        self.live_prompt = 0  # prompt tokens of the last call; the live cache holds them, then its output
         self.saves = 0
         self.restores = 0
 
@@ -109,13 +111,16 @@ def restore(llama: Any, snapshot: KvSnapshot) -> bool:
 
 def take_turn(llama: Any, swap: KvSwap, tokens: list[int]) -> None:
     """Call before `llama.generate(tokens)`, under the model's lock."""
+    previous, swap.live_prompt = min(swap.live_prompt, llama.n_tokens), len(tokens)
     if swap.capacity <= 0:
         return
-    live = llama._input_ids
-    live_common = common_prefix(live, tokens)
+    live_common = common_prefix(llama._input_ids, tokens)
     parked, parked_common = swap.best(tokens)
-    # The same role one round later keeps most of the live cache: nothing is copied then.
-    if len(live) >= MIN_SWAP_TOKENS and 2 * live_common < len(live):
+    # The same role one round later keeps most of its previous prompt: nothing is copied then.
+    if previous >= MIN_SWAP_TOKENS and 2 * live_common < previous:
+        # Drop the previous output first (the new prompt discards it anyway): a smaller copy.
+        if llama.n_tokens > previous and llama._ctx.kv_cache_seq_rm(0, previous, -1):
+            llama.n_tokens = previous
         if (snapshot := park(llama)) is not None:
             swap.put(snapshot)
             swap.saves += 1

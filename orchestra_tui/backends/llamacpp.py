@@ -39,10 +39,6 @@ from .kv_swap import DEFAULT_KV_SWAP_BYTES, KvSwap, common_prefix, take_turn
 
 # Sampling knobs a caller may pass through `Sampling.extra`; anything else has no meaning in process.
 _EXTRA_SAMPLING = ("min_p", "typical_p", "repeat_penalty", "frequency_penalty", "presence_penalty")
-# Text reaches the event loop at most this often (the first piece at once). Waking the loop for every
-# token costs a thread switch per token, which on a small machine the decode threads pay for; the UI
-# repaints at most 30 times a second anyway.
-EMIT_INTERVAL_S = 1 / 60
 
 
 @dataclass
@@ -364,8 +360,6 @@ class LlamaCppBackend:
             llama.set_seed(sampling.seed if sampling.seed is not None else self._seeds.randrange(2**31))
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             pieces: list[str] = []
-            unsent: list[str] = []
-            sent_at = float("-inf")
             produced = 0
             finish_reason = "length"
             generator = llama.generate(
@@ -385,11 +379,7 @@ class LlamaCppBackend:
                     text = decoder.decode(_token_piece(llama, token))
                     if text:
                         pieces.append(text)
-                        unsent.append(text)
-                        if (now := time.perf_counter()) - sent_at >= EMIT_INTERVAL_S:
-                            emit("text", "".join(unsent))
-                            unsent.clear()
-                            sent_at = now
+                        emit("text", text)
                     if cancel.is_set():
                         finish_reason = "cancelled"
                         break
@@ -400,9 +390,7 @@ class LlamaCppBackend:
             tail = decoder.decode(b"", final=True)
             if tail:
                 pieces.append(tail)
-                unsent.append(tail)
-            if unsent:
-                emit("text", "".join(unsent))
+                emit("text", tail)
         return {
             "content": "".join(pieces),
             "prompt_tokens": len(tokens),

@@ -162,7 +162,8 @@ def comparison_rows(a: RunStats, b: RunStats) -> list[tuple[str, str, str, str]]
 
 def table(rows: list[tuple[str, str, str, str]], header: tuple[str, str, str, str]) -> str:
     def clip(text: str) -> str:
-        return text if len(text) <= 48 else text[:47] + "…"
+        flat = " ".join(text.split())  # a multi-line answer must not break the table's rows
+        return flat if len(flat) <= 48 else flat[:47] + "…"
 
     lines = [header, *((r[0], clip(r[1]), clip(r[2]), r[3]) for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(4)]
@@ -176,8 +177,9 @@ def render(a: EpisodeRecord, b: EpisodeRecord, name_a: str, name_b: str) -> str:
         out.append("no divergence: every round made the same decision with the same result")
     else:
         out.append(f"first divergence: round {divergence.round} — differs in {', '.join(divergence.fields)}")
-        out.append(f"  A: {divergence.a.describe() if divergence.a else '(no such round: the run had ended)'}")
-        out.append(f"  B: {divergence.b.describe() if divergence.b else '(no such round: the run had ended)'}")
+        for side, view in (("A", divergence.a), ("B", divergence.b)):
+            text = view.describe() if view else "(no such round: the run had ended)"
+            out.append(f"  {side}: {text if len(text) <= 200 else text[:199] + '…'}")
     out.append("")
     out.append(table(comparison_rows(run_stats(a), run_stats(b)), ("", "A", "B", "B − A")))
     return "\n".join(out) + "\n"

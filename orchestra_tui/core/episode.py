@@ -60,6 +60,11 @@ class EpisodeSettings:
         return self.variant == "frames" if self.one_search is None else self.one_search
 
 
+def _min_limit(*limits: Decimal | None) -> Decimal | None:
+    known = [x for x in limits if x is not None]
+    return min(known) if known else None
+
+
 class _Stop(Exception):
     def __init__(self, status: str, detail: str) -> None:
         super().__init__(detail)
@@ -174,7 +179,7 @@ class Episode:
         old = self.steering.profile
         self.steering.pending = None
         self.steering.profile = new
-        self.steering.budget.set_limit(new.budget.usd_per_question)
+        self.steering.budget.set_limit(_min_limit(new.budget.usd_per_question, self.steering.max_cost))
         if self.steering.budget.parent is not None:
             self.steering.budget.parent.set_limit(new.budget.usd_per_session)
         self.steering.counts.limit_of = new.budget.calls_limit

@@ -16,31 +16,12 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from orchestra_tui.core.events import (
+    Judged,
     EpisodeEnded,
     EpisodeStarted,
     Event,
     ToolCallStarted,
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Judged(Event):
-    """The eval's verdict on an episode's answer, appended after `episode_ended` (eval/judge.py writes
-    it; it is declared here, beside the other readers, because export and the summary read it back)."""
-
-    type: ClassVar[str] = "judged"
-    question_id: str
-    reference: str  # the reference answer from the questions file
-    prediction: str  # the episode's answer ("" when it gave none)
-    correct: bool | None  # None: unjudged
-    method: str  # empty | too_long | exact | judge | judge_failed | unjudged
-    judge: str | None = None  # the alias that judged
-    judge_model: str | None = None
-    judge_reply: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: str | None = None  # the judge call's cost; "0" when no judge ran; None = unpriced
-    seconds: float = 0.0
 
 
 @dataclass

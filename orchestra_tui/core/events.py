@@ -333,3 +333,22 @@ class TurnEnded(Event):
     cost_usd: str | None  # Decimal as string; None when any call of the turn was unpriced
     latency_s: float
     error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Judged(Event):
+    """The eval's verdict on an episode's answer, appended after `episode_ended` by eval/judge.py."""
+
+    type: ClassVar[str] = "judged"
+    question_id: str
+    reference: str  # the reference answer from the questions file
+    prediction: str  # the episode's answer ("" when it gave none)
+    correct: bool | None  # None: unjudged
+    method: str  # empty | too_long | exact | judge | judge_failed | unjudged
+    judge: str | None = None  # the alias that judged
+    judge_model: str | None = None
+    judge_reply: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: str | None = None  # the judge call's cost; "0" when no judge ran; None = unpriced
+    seconds: float = 0.0

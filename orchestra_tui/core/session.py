@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from decimal import Decimal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from orchestra_tui.core.availability import alias_problems, backend_problems, ke
 from orchestra_tui.core.budget import Budget, CallCounts
 from orchestra_tui.core.catalog import Catalog, backend_model, load_catalog, with_policy_backend
 from orchestra_tui.core.episode import Episode, EpisodeSettings
-from orchestra_tui.core.events import EpisodeEnded, Event, Notice, ProfileSwitched
+from orchestra_tui.core.events import EpisodeEnded, EpisodeStarted, Event, Notice, ProfileSwitched
 from orchestra_tui.core.profiles import Profile, default_profile_name, find_profile, load_profiles
 from orchestra_tui.core.steering import Steering
 from orchestra_tui.core.experts import Experts
@@ -253,6 +254,7 @@ class Session:
             counts=CallCounts(self.profile.budget.calls_limit),
             unavailable=dict(self._unavailable or {}),
             code_timeout_s=float(self.catalog.code.get("timeout_s", 60)),
+            max_cost=self.options.max_cost,
             retrieval_services=self._retrieval_services(),
         )
         # A fork books the copied rounds' spend and calls before its first live round (core/fork.py).
@@ -287,10 +289,20 @@ class Session:
             episode = self.new_episode(question, resume)
             if resume is not None:
                 preamble.extend(resume.preamble(episode, self.catalog))
-        except Exception as exc:  # a part failed to build: say so as an event, keep the session usable
-            notice = Notice(level="error", message=f"cannot start: {exc}")
-            self._emit(notice)
-            yield notice
+        except Exception as exc:  # a part failed to build: say so as events, keep the session usable
+            # A complete (if empty) episode, so every consumer and the trajectory see it begin and end.
+            failed = [
+                Notice(level="error", message=f"cannot start: {exc}"),
+                EpisodeStarted(episode_id=uuid.uuid4().hex[:12], question=question, problem=question,
+                               variant=self.variant, max_rounds=self.options.max_rounds, profile=self.profile.name,
+                               policy={"backend": self.catalog.backends[self.catalog.policy.backend].get("kind"),
+                                       "model": self.catalog.policy.model}),
+                EpisodeEnded(status="error", answer=None, rounds=0, cost_usd="0", latency_s=0.0,
+                             error=f"cannot start: {exc}"),
+            ]
+            for event in failed:
+                self._emit(event)
+                yield event
             return
         for event in preamble:
             self._emit(event)

@@ -28,6 +28,7 @@ class Steering:
     unavailable: dict[str, str] = field(default_factory=dict)  # alias → why (missing key, endpoint down)
     pending: Profile | None = None  # a switch asked for mid-episode; applied at the next round
     code_timeout_s: float = 60.0
+    max_cost: Decimal | None = None  # the user's --max-cost: it outlives profile switches
     retrieval_services: tuple[str, ...] = ("retrieval_local",)
 
     @staticmethod
