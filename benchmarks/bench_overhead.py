@@ -15,8 +15,9 @@ Every round's time is split with timing wrappers: inside the backend's stream (t
 stand-in counting its prompt), inside the policy tokenizer (the engine truncates the context with it every
 round), and the rest, which is the engine itself.
 
-A third variant measures a proposed change side by side: events serialised for the trajectory without
-`dataclasses.asdict`'s deep copy (json.dumps walks the nested lists and dicts itself).
+A third variant measures the engine as it was before side by side: events serialised for the trajectory
+through `dataclasses.asdict`, which deep-copies every message and tool list only for json.dumps to walk
+them again (`Event.to_dict` is now a shallow copy).
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ async def round_times(session: Session, clock: Clock) -> list[dict[str, float]]:
     session.listeners.append(mark)
     async for _ in session.ask(QUESTION):
         pass
+    await session.aclose()
     rounds = []
     for (t0, u0, c0), (t1, u1, c1) in zip(marks, marks[1:]):
         split = {k: c1[k] - c0[k] for k in c0}
@@ -242,23 +244,23 @@ def embedded_episode(rounds: int, counter: list[int]) -> list[dict[str, float]]:
     return asyncio.run(round_times(session, clock))
 
 
-def _shallow_to_dict(self: Event) -> dict:
-    return {"type": self.type, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
+def _deep_to_dict(self: Event) -> dict:
+    return {"type": self.type, **dataclasses.asdict(self)}
 
 
 @contextlib.contextmanager
-def shallow_events():
-    """The proposed `Event.to_dict`: the same JSON (events hold only JSON values), without the deep copy."""
+def deep_events():
+    """`Event.to_dict` as it was: the same JSON, through `dataclasses.asdict`'s deep copy."""
     original = Event.to_dict
-    Event.to_dict = _shallow_to_dict
+    Event.to_dict = _deep_to_dict
     try:
         yield
     finally:
         Event.to_dict = original
 
 
-def scripted_shallow(rounds: int, catalog_path: Path, counter: list[int]) -> list[dict[str, float]]:
-    with shallow_events():
+def scripted_deep(rounds: int, catalog_path: Path, counter: list[int]) -> list[dict[str, float]]:
+    with deep_events():
         return scripted_episode(rounds, catalog_path, counter)
 
 
@@ -290,13 +292,13 @@ def main() -> None:
 
     counters = [[0], [0]]
     variants = {"scripted": lambda: scripted_episode(args.rounds, catalog_path, counters[0]),
-                "shallow": lambda: scripted_shallow(args.rounds, catalog_path, counters[0])}
+                "deep": lambda: scripted_deep(args.rounds, catalog_path, counters[0])}
     if args.embedded_rounds:
         variants["embedded"] = lambda: embedded_episode(args.embedded_rounds, counters[1])
     results = interleaved(args.reps, variants)
 
     rows, medians = [], {}
-    labels = {"scripted": "scripted (instant models)", "shallow": "scripted, proposed shallow to_dict",
+    labels = {"scripted": "scripted (instant models)", "deep": "scripted, before: deep-copying to_dict",
               "embedded": "embedded default (SmolLM2)"}
     for name, label in labels.items():
         if name not in results:
@@ -313,8 +315,8 @@ def main() -> None:
     engine, engine_cpu = medians["scripted"]["engine"], medians["scripted"]["engine_cpu"]
     print(f"harness overhead per round (engine, instant models): {ms(engine)} wall, {ms(engine_cpu)} CPU, "
           f"medians (target < 2 ms: wall {verdict(engine < 0.002)}, CPU {verdict(engine_cpu < 0.002)})")
-    shallow = medians["shallow"]["engine_cpu"]
-    print(f"  with the proposed shallow Event.to_dict: {ms(shallow)} CPU ({engine_cpu / shallow:.2f}x less)")
+    deep = medians["deep"]["engine_cpu"]
+    print(f"  before, with the deep-copying Event.to_dict: {ms(deep)} CPU (now {deep / engine_cpu:.2f}x less)")
     scripted_total = medians["scripted"]["wall"]
     print(f"  with the scripted stand-in's Python tokenizer and prompt counting: {ms(scripted_total)} per round")
     if "embedded" in medians:

@@ -1,6 +1,8 @@
 """Per-round policy latency with and without prefix reuse, on a ~4k-token orchestra prompt (SmolLM2 GGUF).
 
-    python benchmarks/bench_prefix_reuse.py [--reps 2] [--rounds 3] [--tokens 4000] [--swap-off]
+    python benchmarks/bench_prefix_reuse.py [--reps 2] [--rounds 3] [--tokens 4000] [--threads N] [--swap-off]
+
+On a small machine shared with other jobs, `--threads 1` keeps the numbers steady (see bench_decode.py).
 
 Each mode runs the same sequence of policy rounds, built by the engine's own code (`policy_context`,
 `orchestrator_messages`, the FRAMES tool list once documents exist): every round one more search result is

@@ -33,6 +33,14 @@ def _money(value: str | None) -> str:
     return "unpriced" if value is None else f"${Decimal(value):.6f}"
 
 
+def _prompt_reuse(usage: dict) -> str:
+    """", prompt 1879 tokens, 1878 reused" when the backend reported its prefix cache; "" otherwise."""
+    prompt, cached = usage.get("prompt_tokens"), usage.get("cached_tokens")
+    if not isinstance(prompt, int) or not isinstance(cached, int):
+        return ""
+    return f", prompt {prompt} tokens, {cached} reused"
+
+
 def describe(event: Event) -> str | None:
     """One line (or a few) per event worth showing; None for events that add nothing to an account."""
     match event:
@@ -43,7 +51,7 @@ def describe(event: Event) -> str | None:
             return f"round {event.round}: context {event.context_tokens} tokens; tools offered: {names}"
         case PolicyOutput():
             calls = "; ".join(f"{c['name']} {c['arguments']}" for c in event.tool_calls) or "no call"
-            return f"  policy ({event.seconds:.1f}s): {_short(calls)}"
+            return f"  policy ({event.seconds:.1f}s{_prompt_reuse(event.usage)}): {_short(calls)}"
         case RoundRejected():
             return f"  round {event.round} rejected ({event.reason}): {_short(event.detail)}"
         case ToolCallStarted():

@@ -21,6 +21,8 @@ def test_embedded_is_smollm2_in_process():
 def test_llamacpp_and_openai_specs():
     local = make_backend({"kind": "llamacpp", "model_path": "/models/x.gguf", "n_ctx": 2048, "n_threads": 2})
     assert isinstance(local, LlamaCppBackend) and (local.n_ctx, local.model) == (2048, "x")
+    assert local.kv_swap_bytes > 0  # parking on by default
+    assert make_backend({"kind": "embedded", "kv_swap_bytes": 0}).kv_swap_bytes == 0
     remote = make_backend(
         {
             "kind": "openai",
@@ -45,6 +47,8 @@ def test_llamacpp_and_openai_specs():
         ({"kind": "openai", "base_url": "http://h/v1"}, "model"),
         ({"kind": "openai", "base_url": "http://h/v1", "model": "m", "param_style": "gpt"}, "param_style"),
         ({"kind": "embedded", "model_path": "x"}, "model_path"),
+        ({"kind": "embedded", "kv_swap_bytes": -1}, "kv_swap_bytes"),
+        ({"kind": "llamacpp", "model_path": "x", "kv_swap_bytes": 1.5}, "kv_swap_bytes"),
     ],
 )
 def test_bad_specs_name_the_field(spec, field):

@@ -29,6 +29,7 @@ from orchestra_tui.services.sandbox import (
     make_code_runner,
     probe_sandbox,
 )
+from orchestra_tui.services.sandbox_layout import WORK_DIR
 
 needs_bwrap = pytest.mark.skipif(
     shutil.which("bwrap") is None,
@@ -187,7 +188,7 @@ async def test_secrets_and_host_folders_are_not_there(runner):
         "import os\n"
         "attempt('shadow', lambda: open('/etc/shadow').read())\n"
         "attempt('root_home', lambda: os.listdir('/root'))\n"
-        "attempt('root_profile', lambda: open('/root/.bashrc').read())\n"
+        "attempt('root_profile', lambda: open(os.path.join('/root', '.bashrc')).read())\n"
         f"attempt('user_home', lambda: os.listdir({str(home)!r}))\n"
         f"attempt('project', lambda: os.listdir({str(PROJECT)!r}))\n"
         f"attempt('this_test', lambda: open({__file__!r}).read())\n"
@@ -210,7 +211,7 @@ async def test_writes_outside_the_work_folder_fail_and_leave_the_host_untouched(
     code += f"attempt('prefix', lambda: open(sys.base_prefix + '/{name}', 'w').write('x'))\n"
     code += f"attempt('site', lambda: open(site.getsitepackages()[0] + '/{name}', 'w').write('x'))\n"
     code += f"attempt('mkdir', lambda: os.mkdir('/{name}'))\n"
-    code += f"open('/work/{name}', 'w').write('x'); open('/tmp/{name}', 'w').write('x'); print('private ok')\n"
+    code += f"open('{WORK_DIR}/{name}', 'w').write('x'); open('/tmp/{name}', 'w').write('x'); print('private ok')\n"
     result = await runner.run(code, timeout_s=60)
     assert_all_blocked(result, [f"w{i}" for i in range(len(inside))] + ["prefix", "site", "mkdir"])
     assert "private ok\n" in result.stdout  # the work folder and /tmp are writable...

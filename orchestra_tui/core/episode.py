@@ -214,8 +214,8 @@ class Episode:
                 steering.budget.release(policy_hold)
             reasons = "; ".join(f"{a}: {why}" for a, why in sorted(withheld.items()))
             raise _Stop("error", f"no alias may be used ({reasons})")
-        worst = {a: steering.expert_worst_case(self.catalog.experts[a], self.problem, self.evidence, prices)
-                 for a in usable}
+        worst = steering.expert_worst_cases({a: self.catalog.experts[a] for a in usable}, self.problem,
+                                            self.evidence, prices)
         affordable = steering.budget.affordable(worst) if policy_hold is not None else set()
         for alias in usable:
             if alias not in affordable:

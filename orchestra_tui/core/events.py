@@ -11,6 +11,7 @@ that closes the stream, and replay re-streams it from there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,8 +34,12 @@ class Event:
         _REGISTRY[cls.type] = cls
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"type": self.type}
-        data.update(dataclasses.asdict(self))
+        """The JSON form. Events hold only JSON values, so this is a shallow copy: the top-level dict is
+        new, nested lists and dicts are the event's own (never mutate them). `dataclasses.asdict` would
+        deep-copy every message and tool list of a round only for `json.dumps` to walk them again."""
+        data: dict[str, Any] = {"type": self.type}
+        for name in _field_names(type(self)):
+            data[name] = getattr(self, name)
         return data
 
 
@@ -48,8 +53,14 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise UnknownEvent(f"unknown event type {kind!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _field_names(cls)
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@functools.cache
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    # dataclasses.fields() rebuilds its tuple on every call; a replay of 10,000 events asks 10,000 times.
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 # --- episode ---------------------------------------------------------------------------------------

@@ -48,9 +48,16 @@ class Steering:
                 reasons[alias] = f"call limit reached ({self.profile.budget.calls_limit(alias)})"
         return reasons
 
-    def expert_worst_case(self, spec: ExpertSpec, problem: str, evidence: Evidence, prices: PriceBook) -> Decimal | None:
+    def expert_worst_cases(self, experts: dict[str, ExpertSpec], problem: str, evidence: Evidence,
+                           prices: PriceBook) -> dict[str, Decimal | None]:
+        """alias → its worst-case cost this round. Every expert's prompt holds at most the problem and all
+        the evidence, so one input bound serves every alias (counted once a round, not once an alias)."""
         texts = [problem, *evidence.documents, *(c.code + c.output for c in evidence.code)]
-        parts: list[Any] = [TokenCall(prices.model(spec.model), input_token_bound(texts, 2), spec.sampling.max_tokens)]
+        bound = input_token_bound(texts, 2)
+        return {alias: self._expert_worst_case(spec, bound, prices) for alias, spec in experts.items()}
+
+    def _expert_worst_case(self, spec: ExpertSpec, input_tokens: int, prices: PriceBook) -> Decimal | None:
+        parts: list[Any] = [TokenCall(prices.model(spec.model), input_tokens, spec.sampling.max_tokens)]
         if spec.tool == "search":
             parts += [ServiceCall(prices.service(name)) for name in self.retrieval_services]
         elif spec.tool == "enhance_reasoning":

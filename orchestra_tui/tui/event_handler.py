@@ -76,6 +76,8 @@ def apply(state: SessionView, event: Event) -> None:
             view.content = event.content
             view.tool_calls = list(event.tool_calls)
             view.seconds = event.seconds
+            cached = event.usage.get("cached_tokens")
+            view.reused_tokens = cached if isinstance(cached, int) else None
             view.streamed.clear()
             view.version = state.seq
         case RoundRejected():
@@ -207,8 +209,9 @@ def _charge(state: SessionView, event: Charged) -> None:
         view = state.round(event.round)
         tallies.append(view.tally)
         view.version = state.seq
+    amount = fmt.parse_usd(event.cost_usd)  # once, not once per tally: a replay jump folds every charge
     for tally in tallies:
-        tally.add(event.cost_usd, event.input_tokens, event.output_tokens, event.seconds)
+        tally.add(amount, event.input_tokens, event.output_tokens, event.seconds)
     state.version = state.seq
 
 

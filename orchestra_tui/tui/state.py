@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from orchestra_tui.core.events import CodeExecuted
-from orchestra_tui.tui.format import parse_usd
 
 RoundKey = tuple[int, int]  # (episode number, round number), both 1-based
 
@@ -29,8 +28,8 @@ class Tally:
     output_tokens: int = 0
     seconds: float = 0.0
 
-    def add(self, cost_usd: str | None, input_tokens: int, output_tokens: int, seconds: float) -> None:
-        amount = parse_usd(cost_usd)
+    def add(self, amount: Decimal | None, input_tokens: int, output_tokens: int, seconds: float) -> None:
+        """`amount`: the charge as parsed by `format.parse_usd` once (None: unpriced)."""
         if amount is None:
             self.unpriced += 1
         else:
@@ -54,6 +53,7 @@ class RoundView:
     content: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     seconds: float | None = None
+    reused_tokens: int | None = None  # prompt tokens served from a prefix cache, when the backend says
     rejected: tuple[str, str] | None = None  # (reason, detail)
     call_ids: list[str] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)  # the policy's own charges for this round

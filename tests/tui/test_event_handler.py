@@ -141,3 +141,24 @@ def test_events_keep_their_order_in_the_recorded_script():
     assert all(b.ts > a.ts for a, b in zip(events, events[1:]))
     assert not any(e.transient for e in events)
     assert dataclasses.is_dataclass(events[0])
+
+
+def test_prompt_tokens_reused_from_a_prefix_cache_show_in_the_round_title_and_the_console():
+    from orchestra_tui.console import describe
+    from orchestra_tui.core.events import PolicyOutput
+    from orchestra_tui.tui.widgets.reasoning import round_title
+
+    script = episode_script()
+    at = next(i for i, e in enumerate(script) if isinstance(e, PolicyOutput))
+    usage = {"prompt_tokens": 1879, "completion_tokens": 40, "cached_tokens": 1878}
+    script[at] = dataclasses.replace(script[at], usage=usage)
+    state = fold(script[: at + 1])
+    view = state.rounds[(1, 1)]
+    assert view.reused_tokens == 1878
+    assert "reused" in round_title(view, current=True)
+    assert ", prompt 1879 tokens, 1878 reused)" in describe(script[at])
+    # A backend that does not report its cache says nothing about reuse rather than "0 reused".
+    plain = dataclasses.replace(script[at], usage={"prompt_tokens": 1879, "completion_tokens": 40})
+    assert "reused" not in describe(plain)
+    state = fold([*script[:at], plain])
+    assert state.rounds[(1, 1)].reused_tokens is None and "reused" not in round_title(state.rounds[(1, 1)], True)

@@ -31,6 +31,8 @@ def round_title(view: RoundView, current: bool) -> str:
     stats = []
     if view.context_tokens:
         stats.append(f"{fmt.tokens(view.context_tokens)} ctx")
+    if view.reused_tokens:
+        stats.append(f"{fmt.tokens(view.reused_tokens)} reused")
     if view.tally.output_tokens:
         stats.append(f"{fmt.tokens(view.tally.output_tokens)} out")
     if view.seconds is not None:

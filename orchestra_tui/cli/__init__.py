@@ -7,79 +7,14 @@ import argparse
 import asyncio
 import json
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from orchestra_tui import __version__
 from orchestra_tui.core.prompts import DEFAULT_VARIANT, VARIANTS
 
-
-class UsageError(Exception):
-    pass
-
-
-def _policy_backend(args: argparse.Namespace) -> dict[str, Any] | None:
-    if getattr(args, "base_url", None):
-        if not args.model_name:
-            raise UsageError("--base-url needs --model-name (the model name the server serves)")
-        spec: dict[str, Any] = {"kind": "openai", "base_url": args.base_url, "model": args.model_name}
-        if args.api_key_env:
-            spec["api_key_env"] = args.api_key_env
-        return spec
-    if getattr(args, "model", None):
-        path = Path(args.model).expanduser()
-        if not path.is_file():
-            raise UsageError(f"--model: no GGUF file at {path}")
-        return {"kind": "llamacpp", "model_path": str(path)}
-    return None
-
-
-def _session_options(args: argparse.Namespace) -> Any:
-    from orchestra_tui.core.session import SessionOptions
-
-    if args.max_rounds < 1:
-        raise UsageError("--max-rounds must be at least 1")
-    max_cost = None
-    if args.max_cost is not None:
-        try:
-            max_cost = Decimal(args.max_cost)
-        except InvalidOperation:
-            raise UsageError(f"--max-cost: {args.max_cost!r} is not an amount in USD") from None
-        if not max_cost.is_finite() or max_cost < 0:
-            raise UsageError("--max-cost must be an amount >= 0")
-    return SessionOptions(
-        catalog=args.catalog,
-        variant=args.variant,
-        max_rounds=args.max_rounds,
-        profile=args.profile,
-        max_cost=max_cost,
-        policy_backend=_policy_backend(args),
-        trajectory=Path(args.trajectory) if args.trajectory else None,
-        unsafe_code=args.unsafe_code,
-        repair_tool_calls=args.repair_tool_calls,
-    )
-
-
-def _add_engine_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--catalog", help="a shipped catalog name or a catalog TOML file (default: the profile's, "
-                   "else embedded)")
-    p.add_argument("--variant", choices=VARIANTS, help=f"orchestra prompt wording (default: {DEFAULT_VARIANT})")
-    p.add_argument("--profile", help="preference profile (default: default_profile in config.toml)")
-    p.add_argument("--max-cost", help="USD per question at most (on top of the profile's budget)")
-    p.add_argument("--max-rounds", type=int, default=50)
-    p.add_argument("--model", help="a GGUF file to play the policy in-process (llama.cpp)")
-    p.add_argument("--base-url", help="an OpenAI-compatible server for the policy (vLLM, llama.cpp server)")
-    p.add_argument("--model-name", help="the model name to request from --base-url")
-    p.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
-    p.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
-    p.add_argument("--repair-tool-calls", action="store_true",
-                   help="repair malformed tool calls (flagged in the trajectory; off = the reference's handling)")
-    p.add_argument("--unsafe-code", action="store_true",
-                   help="run model-written code WITHOUT a sandbox when bubblewrap is unavailable")
-
-
-# --- run ---------------------------------------------------------------------------------------------
+from . import fleet, saved
+from .options import UsageError, add_engine_flags, policy_backend, session_options
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -87,7 +22,7 @@ async def _run(args: argparse.Namespace) -> int:
     from orchestra_tui.core.events import EpisodeEnded, ToolCallStarted
     from orchestra_tui.core.session import Session
 
-    session = Session(_session_options(args))
+    session = Session(session_options(args))
     session.listeners.append(Printer(sys.stderr))
     ended: EpisodeEnded | None = None
     calls: list[dict[str, str]] = []
@@ -119,9 +54,6 @@ async def _run(args: argparse.Namespace) -> int:
     return 0 if ended.status in ("answered", "no_answer") else 1
 
 
-# --- chat (function-tool mode) -------------------------------------------------------------------
-
-
 async def _chat(args: argparse.Namespace) -> int:
     from orchestra_tui.core.conversation import Conversation, ConversationOptions
     from orchestra_tui.core.events import FunctionCallStarted, TurnEnded
@@ -134,7 +66,7 @@ async def _chat(args: argparse.Namespace) -> int:
     except FunctionToolError as exc:
         raise UsageError(f"--functions: {exc}") from None
     options = ConversationOptions(
-        catalog=args.catalog, profile=args.profile, policy_backend=_policy_backend(args),
+        catalog=args.catalog, profile=args.profile, policy_backend=policy_backend(args),
         call_expert=False if args.no_expert else None, max_steps=args.max_steps,
         unsafe_commands=args.unsafe_commands, trajectory=Path(args.trajectory) if args.trajectory else None)
     conversation = Conversation(functions, options)
@@ -159,9 +91,6 @@ async def _chat(args: argparse.Namespace) -> int:
     if path:
         print(f"trajectory: {path}", file=sys.stderr)
     return status
-
-
-# --- prompt ------------------------------------------------------------------------------------------
 
 
 def _read_json_list(path: str, flag: str) -> list[Any]:
@@ -217,180 +146,6 @@ async def _prompt(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- index, replay, paths, catalog -------------------------------------------------------------------
-
-
-def _index_build(args: argparse.Namespace) -> int:
-    from orchestra_tui.paths import cache_dir
-    from orchestra_tui.services.retrieval import build_index_from_folder
-
-    src = Path(args.path).expanduser()
-    if not src.is_dir():
-        raise UsageError(f"index build: {src} is not a folder")
-    out = Path(args.out).expanduser() if args.out else cache_dir() / "indexes" / src.resolve().name
-    summary = build_index_from_folder(src, out, embedder_spec=args.embedder, progress=True)
-    print(json.dumps({"index": str(out), **{k: v for k, v in dict(summary).items() if k != "index"}}, default=str))
-    return 0
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from orchestra_tui.console import Printer
-    from orchestra_tui.core.trajectory import load_trajectory
-
-    trajectory = load_trajectory(args.file)
-    if args.print:
-        printer = Printer(sys.stdout)
-        for event in trajectory.events:
-            printer(event)
-        if trajectory.torn_tail:
-            print("(the last line was incomplete: the run was killed while writing it)")
-        return 0
-    from orchestra_tui.tui import run_app
-
-    return run_app(None, replay_events=trajectory.events, header=trajectory.header)
-
-
-# --- export, fork, diff, eval: working with saved trajectories (logic in core/ and eval/) ------------
-
-
-def _export(args: argparse.Namespace) -> int:
-    from orchestra_tui.core.export import reference_records, write_reference
-    from orchestra_tui.core.trajectory import load_trajectory
-
-    trajectory = load_trajectory(args.file)
-    if args.out:
-        for path in write_reference(trajectory, Path(args.out).expanduser()):
-            print(path)
-    else:
-        for record in reference_records(trajectory):
-            print(json.dumps(record, ensure_ascii=False, default=str))
-    return 0
-
-
-async def _fork(args: argparse.Namespace) -> int:
-    from orchestra_tui.console import Printer
-    from orchestra_tui.core.events import EpisodeEnded
-    from orchestra_tui.core.fork import ForkError, fork_path, resume_point
-    from orchestra_tui.core.session import Session
-    from orchestra_tui.core.trajectory import load_trajectory
-
-    if not args.profile:
-        raise UsageError("fork: --profile is required (the profile to continue under)")
-    trajectory = load_trajectory(args.file)
-    try:
-        resume = resume_point(trajectory, args.at, args.episode)
-    except ForkError as exc:
-        raise UsageError(str(exc)) from None
-    # The continuation must see the catalog and prompt wording the recorded rounds saw.
-    args.catalog = args.catalog or trajectory.header.get("catalog")
-    args.variant = args.variant or resume.variant
-    args.trajectory = args.trajectory or str(fork_path(trajectory.path, args.at, args.profile))
-    session = Session(_session_options(args))
-    if session.catalog.digest != trajectory.header.get("catalog_hash"):
-        print(f"orchestra-tui: note: catalog {session.catalog.name} differs from the one the original ran with",
-              file=sys.stderr)
-    session.listeners.append(Printer(sys.stderr))
-    ended: EpisodeEnded | None = None
-    try:
-        async for event in session.ask(resume.question, resume=resume):
-            ended = event if isinstance(event, EpisodeEnded) else ended
-    finally:
-        path = session.trajectory_path
-        await session.aclose()
-    print(ended.answer if ended and ended.answer is not None else f"(no answer: {ended.status if ended else 'none'})")
-    print(f"trajectory: {path}", file=sys.stderr)
-    return 0 if ended and ended.status in ("answered", "no_answer") else 1
-
-
-def _diff(args: argparse.Namespace) -> int:
-    from orchestra_tui.core.diff import render
-    from orchestra_tui.core.episode_record import pick_episode, split_episodes
-    from orchestra_tui.core.trajectory import load_trajectory
-
-    records = []
-    for name in (args.a, args.b):
-        trajectory = load_trajectory(name)
-        try:
-            records.append(pick_episode(split_episodes(trajectory.events), args.episode, trajectory.path.name))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    print(render(records[0], records[1], args.a, args.b), end="")
-    return 0
-
-
-async def _eval(args: argparse.Namespace) -> int:
-    from orchestra_tui.eval.command import eval_command
-    from orchestra_tui.eval.runner import EvalError
-
-    if args.trajectory:
-        raise UsageError("eval writes one trajectory per question under --out; --trajectory does not apply")
-    try:
-        return await eval_command(args, _session_options(args))
-    except EvalError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from orchestra_tui.backends.launcher import ServerLaunchError, serve
-
-    options: dict[str, Any] = {}
-    if args.kind == "vllm":
-        options.update(served_name=args.served_name, max_model_len=args.max_model_len,
-                       gpu_memory_utilization=args.gpu_memory_utilization)
-    else:
-        options.update(model_alias=args.served_name, n_ctx=args.n_ctx or args.max_model_len,
-                       n_gpu_layers=args.n_gpu_layers)
-    try:
-        launcher = serve(args.kind, args.model, port=args.port, host=args.host, log_path=args.log,
-                         **{k: v for k, v in options.items() if v is not None})
-    except ServerLaunchError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
-    print(launcher.base_url, flush=True)
-    try:
-        launcher.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        launcher.stop()
-    return 0
-
-
-def _retriever_serve(args: argparse.Namespace) -> int:
-    from orchestra_tui.services.retrieval_service import serve_index
-
-    index = Path(args.index).expanduser()
-    if not index.is_dir():
-        raise UsageError(f"--index: {index} is not an index folder (build one with `orchestra-tui index build`)")
-    serve_index(index, args.host, args.port, api_key_env=args.api_key_env)
-    return 0
-
-
-def _paths(_: argparse.Namespace) -> int:
-    from orchestra_tui import paths
-
-    for name in ("config_dir", "state_dir", "cache_dir", "trajectories_dir"):
-        print(f"{name.removesuffix('_dir')}: {getattr(paths, name)()}")
-    return 0
-
-
-def _catalog_show(args: argparse.Namespace) -> int:
-    from orchestra_tui.core.availability import alias_problems, backend_problems
-    from orchestra_tui.core.catalog import load_catalog
-
-    catalog = load_catalog(args.catalog)
-    problems = asyncio.run(backend_problems(catalog, probe=not args.no_probe))
-    unavailable = alias_problems(catalog, problems)
-    print(f"catalog {catalog.name} ({catalog.path.name}): {catalog.description}")
-    policy_state = f"UNAVAILABLE — {problems[catalog.policy.backend]}" if catalog.policy.backend in problems else "ok"
-    print(f"policy: {catalog.policy.backend} → {catalog.policy.model}  [{policy_state}]")
-    for tool, aliases in catalog.aliases().items():
-        for alias in aliases:
-            spec = catalog.experts[alias]
-            state = f"unavailable — {problems[spec.backend]}" if alias in unavailable else "available"
-            print(f"{tool:18} {alias:14} {spec.backend} → {spec.model}  [{state}]")
-    return 0
-
-
 def _profiles(args: argparse.Namespace) -> int:
     from orchestra_tui.core import profiles as p
 
@@ -422,7 +177,7 @@ def _app(args: argparse.Namespace) -> int:
     from orchestra_tui.core.session import Session
     from orchestra_tui.tui import run_app
 
-    session = Session(_session_options(args))
+    session = Session(session_options(args))
     try:
         return run_app(session)
     finally:
@@ -432,13 +187,13 @@ def _app(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestra-tui", description=__doc__)
     parser.add_argument("--version", action="version", version=f"orchestra-tui {__version__}")
-    _add_engine_flags(parser)
+    add_engine_flags(parser)
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="answer one question headless")
     run.add_argument("question")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    _add_engine_flags(run)
+    add_engine_flags(run)
     run.set_defaults(handler=_run, is_async=True)
 
     chat = sub.add_parser("chat", help="chat with the policy and your own function tools (one turn per stdin line)")
@@ -470,32 +225,32 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("path")
     build.add_argument("--out", help="index folder (default: under the cache folder)")
     build.add_argument("--embedder", default="minilm", help="embedder preset (default: minilm)")
-    build.set_defaults(handler=_index_build, is_async=False)
+    build.set_defaults(handler=fleet.index_build, is_async=False)
 
     replay = sub.add_parser("replay", help="replay a saved trajectory")
     replay.add_argument("file")
     replay.add_argument("--print", action="store_true", help="print a text account instead of opening the app")
-    replay.set_defaults(handler=_replay, is_async=False)
+    replay.set_defaults(handler=saved.replay, is_async=False)
 
     export = sub.add_parser("export", help="write a trajectory in another format")
     export.add_argument("file")
     export.add_argument("--format", choices=["reference"], default="reference",
                         help="reference: the ToolOrchestra evaluation's per-question JSON")
     export.add_argument("--out", help="write <id>.json files into this folder (default: JSON lines on stdout)")
-    export.set_defaults(handler=_export, is_async=False)
+    export.set_defaults(handler=saved.export, is_async=False)
 
     fork = sub.add_parser("fork", help="continue a saved episode after a round under another profile")
     fork.add_argument("file")
     fork.add_argument("--at", type=int, required=True, help="the last recorded round to keep")
     fork.add_argument("--episode", type=int, help="which episode of the file (1-based; default: the last)")
-    _add_engine_flags(fork)
-    fork.set_defaults(handler=_fork, is_async=True)
+    add_engine_flags(fork)
+    fork.set_defaults(handler=saved.fork, is_async=True)
 
     diff = sub.add_parser("diff", help="where two runs diverge, and their tools, cost and latency side by side")
     diff.add_argument("a")
     diff.add_argument("b")
     diff.add_argument("--episode", type=int, help="which episode of each file (1-based; default: the last)")
-    diff.set_defaults(handler=_diff, is_async=False)
+    diff.set_defaults(handler=saved.diff, is_async=False)
 
     evaluate = sub.add_parser("eval", help="run a question set (JSONL: id, question, answer) and summarize")
     evaluate.add_argument("questions")
@@ -507,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Test and benchmark only: every backend becomes a scripted stand-in answering after this many seconds.
     evaluate.add_argument("--scripted-latency", type=float, help=argparse.SUPPRESS)
-    _add_engine_flags(evaluate)
-    evaluate.set_defaults(handler=_eval, is_async=True)
+    add_engine_flags(evaluate)
+    evaluate.set_defaults(handler=saved.evaluate, is_async=True)
 
     serve = sub.add_parser("serve", help="launch a model server (vLLM or llama.cpp) and keep it running")
     serve.add_argument("kind", choices=["vllm", "llamacpp"])
@@ -521,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--n-ctx", type=int, help="llama.cpp context length")
     serve.add_argument("--n-gpu-layers", type=int, help="llama.cpp layers on the GPU (-1 = all; needs a CUDA build)")
     serve.add_argument("--log", help="write the server's output to this file")
-    serve.set_defaults(handler=_serve, is_async=False)
+    serve.set_defaults(handler=fleet.serve, is_async=False)
 
     retriever = sub.add_parser("retriever", help="the reference /retrieve protocol over a local index")
     retriever_sub = retriever.add_subparsers(dest="retriever_command", required=True)
@@ -530,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     rserve.add_argument("--host", default="127.0.0.1")
     rserve.add_argument("--port", type=int, default=8765)
     rserve.add_argument("--api-key-env", help="require this environment variable's value as a bearer key")
-    rserve.set_defaults(handler=_retriever_serve, is_async=False)
+    rserve.set_defaults(handler=fleet.retriever_serve, is_async=False)
 
     profiles = sub.add_parser("profiles", help="preference profiles")
     profiles_sub = profiles.add_subparsers(dest="profiles_command", required=True)
@@ -543,14 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.set_defaults(handler=_profiles, is_async=False)
 
     paths = sub.add_parser("paths", help="where config, trajectories and caches live")
-    paths.set_defaults(handler=_paths, is_async=False)
+    paths.set_defaults(handler=fleet.paths, is_async=False)
 
     catalog = sub.add_parser("catalog", help="tool catalogs")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     show = catalog_sub.add_parser("show", help="which backend and model play each alias")
     show.add_argument("--catalog", default="embedded")
     show.add_argument("--no-probe", action="store_true", help="only check API keys, do not contact endpoints")
-    show.set_defaults(handler=_catalog_show, is_async=False)
+    show.set_defaults(handler=fleet.catalog_show, is_async=False)
     return parser
 
 
