@@ -199,27 +199,26 @@ def test_a_new_judge_judges_what_was_left_unjudged(tmp_path, capsys):
     assert (second["right"], second["wrong"], second["unjudged"]) == (2, 2, 0)
 
 
-def test_sigkill_then_restart_redoes_only_the_unfinished_ids(tmp_path):
-    questions, out = tmp_path / "q.jsonl", tmp_path / "out"
-    ids = write_questions(questions, 12)
-    # Each scripted call takes 0.3 s, so a question takes over a second: the kill lands mid-run.
-    command = [sys.executable, "-m", "orchestra_tui", *eval_args(questions, out, "--concurrency", "2")]
-    command[command.index("--scripted-latency") + 1] = "0.3"
+def start_then_kill(command: list[str], after: int, env: dict | None = None) -> list[str]:
+    """Start an eval, SIGKILL it once `after` questions have finished; the ids it reported finished."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=env)
     seen: list[str] = []
     try:
         for line in proc.stderr:  # progress and one line per finished question, as they happen
             seen += ran_and_judged(line)[0]
-            if len(seen) >= 3:
+            if len(seen) >= after:
                 break
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
         proc.stderr.close()
-    assert len(seen) >= 3, "the eval ended before three questions finished"
-    folder = out / "balanced"
+    assert len(seen) >= after, f"the eval ended before {after} questions finished"
+    return seen
 
+
+def restart_redoes_only_the_unfinished(command: list[str], folder: Path, ids: list[str], seen: list[str],
+                                       env: dict | None = None) -> None:
     def ended(qid: str) -> bool:
         path = folder / f"{qid}.jsonl"
         return path.exists() and '"type": "episode_ended"' in path.read_text()
@@ -228,8 +227,8 @@ def test_sigkill_then_restart_redoes_only_the_unfinished_ids(tmp_path):
     assert set(seen) <= done and len(done) < len(ids)  # the kill left work undone
     before = {qid: (folder / f"{qid}.jsonl").read_text() for qid in done}
 
-    again = subprocess.run([*command, "--no-progress"], capture_output=True, text=True, timeout=300,
-                           stdin=subprocess.DEVNULL)
+    again = subprocess.run([*command, "--no-progress"], capture_output=True, text=True, timeout=7200,
+                           stdin=subprocess.DEVNULL, env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     ran, _ = ran_and_judged(again.stderr)
     assert sorted(ran) == sorted(set(ids) - done)  # exactly the unfinished ones, each once
@@ -238,26 +237,39 @@ def test_sigkill_then_restart_redoes_only_the_unfinished_ids(tmp_path):
     for qid in ids:
         kinds = Counter(r["type"] for r in read_lines(folder / f"{qid}.jsonl"))
         assert (kinds["episode_started"], kinds["episode_ended"], kinds["judged"]) == (1, 1, 1)
+
+
+def test_sigkill_then_restart_redoes_only_the_unfinished_ids(tmp_path):
+    questions, out = tmp_path / "q.jsonl", tmp_path / "out"
+    ids = write_questions(questions, 12)
+    # Each scripted call takes 0.3 s, so a question takes over a second: the kill lands mid-run.
+    command = [sys.executable, "-m", "orchestra_tui", *eval_args(questions, out, "--concurrency", "2")]
+    command[command.index("--scripted-latency") + 1] = "0.3"
+    seen = start_then_kill(command, after=3)
+    restart_redoes_only_the_unfinished(command, out / "balanced", ids, seen)
     summary = json.loads((out / "summary.json").read_text())["profiles"]["balanced"]
-    expected = recompute(folder)
+    expected = recompute(out / "balanced")
     assert {k: summary[k] for k in expected} == expected and summary["finished"] == 12
 
 
 @pytest.mark.slow
-def test_twenty_questions_on_the_embedded_default_at_concurrency_4(tmp_path):
+def test_twenty_questions_on_the_embedded_default_at_concurrency_4_killed_and_resumed(tmp_path):
     questions, out = tmp_path / "q.jsonl", tmp_path / "out"
     rows = [{"id": f"e{i:02d}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(20)]
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     if os.environ.get("ORCHESTRA_TEST_CACHE"):
         env["ORCHESTRA_TUI_CACHE_DIR"] = os.environ["ORCHESTRA_TEST_CACHE"]
-    done = subprocess.run([sys.executable, "-m", "orchestra_tui", "eval", str(questions), "--out", str(out),
-                           "--concurrency", "4", "--max-rounds", "2", "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=7200, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())["profiles"]
-    (profile,) = summary
-    assert summary[profile]["finished"] == 20
+    command = [sys.executable, "-m", "orchestra_tui", "eval", str(questions), "--out", str(out),
+               "--concurrency", "4", "--max-rounds", "2"]
+    # SIGKILL once four questions are done (four more are in flight), then run the same command again.
+    seen = start_then_kill(command, after=4, env=env)
+    summary_path = out / "summary.json"
+    assert not summary_path.exists()  # the kill came before the end
+    profile = next(p.name for p in out.iterdir() if p.is_dir())
+    restart_redoes_only_the_unfinished(command, out / profile, [r["id"] for r in rows], seen, env=env)
+    summary = json.loads(summary_path.read_text())["profiles"]
+    assert list(summary) == [profile] and summary[profile]["finished"] == 20
     expected = recompute(out / profile)
     assert {k: summary[profile][k] for k in expected} == expected
     # Every call is priced on the embedded default (the model is free; code time has its per-second price).
