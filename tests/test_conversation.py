@@ -340,6 +340,9 @@ async def test_command_without_sandbox_runs_only_when_allowed(tmp_path):
     assert not refused.ok and "not run: no sandbox is available (bwrap is not installed)" in refused.content
     bare = await FunctionRunner(commands=CommandRunner(probe=none, unsafe=True)).call(tool, '{"text": "hi"}')
     assert (bare.content, bare.detail["runner"]) == ("said: hi\n", "unsandboxed-subprocess")
+    landlock_only = SandboxProbe("landlock", "Landlock ABI 7 confines Python snippets")
+    refused = await FunctionRunner(commands=CommandRunner(probe=landlock_only)).call(tool, '{"text": "hi"}')
+    assert not refused.ok and "only the Landlock layer works here" in refused.content
 
 
 # --- bad declarations ----------------------------------------------------------------------------------

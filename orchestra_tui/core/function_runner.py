@@ -231,9 +231,11 @@ class CommandRunner:
             stdout, stderr, code, timed_out = await _run_bare(argv, env, timeout_s)
             runner = "unsandboxed-subprocess"
         else:
-            return CommandResult(False, "", f"not run: no sandbox is available ({probe.detail}); install "
-                                            f"bubblewrap (`{INSTALL_HINT}`) or allow unsandboxed commands "
-                                            "(--unsafe-commands)", {"runner": "unavailable"})
+            # The Landlock layer confines model-written Python only; declared programs need bubblewrap.
+            why = ("only the Landlock layer works here, and it runs Python snippets, not programs"
+                   if probe.kind == "landlock" else f"no sandbox is available ({probe.detail})")
+            return CommandResult(False, "", f"not run: {why}; install bubblewrap (`{INSTALL_HINT}`) or allow "
+                                            "unsandboxed commands (--unsafe-commands)", {"runner": "unavailable"})
         detail = {"runner": runner, "exit_code": code, "timed_out": timed_out}
         if timed_out:
             return CommandResult(False, stdout, f"the command did not finish within {timeout_s:g} s", detail)

@@ -27,6 +27,10 @@ from typing import Protocol, runtime_checkable
 # After the program is gone, how long to wait for its pipes to close. They stay open only if some
 # descendant left the process group (setsid) while holding them; we stop reading rather than hang.
 DRAIN_GRACE_S = 2.0
+# After the kill, how long to wait for the group's last processes to be reaped. Orphans are reaped by
+# init, on its own schedule; until then they count against the user's RLIMIT_NPROC (a sandbox uid
+# shared by every run), so a run after a fork bomb could not fork.
+REAP_GRACE_S = 5.0
 # The only variables a snippet sees. Everything else, API keys included, stays with us.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL")
 
@@ -150,6 +154,15 @@ def kill_group(pgid: int) -> None:
         pass  # the group is already empty
 
 
+async def wait_for_group_gone(pgid: int, grace_s: float) -> None:
+    """Return once no process of the group is left, zombies included, or after `grace_s`."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)  # succeeds while any member, even a zombie, is left
+        except (ProcessLookupError, PermissionError):
+            return
+        await asyncio.sleep(0.01)
 
 
 async def run_collected(
@@ -189,6 +202,7 @@ async def run_collected(
         # Their deaths close the pipes. Should a descendant have left the group (setsid) with a
         # pipe open, stop waiting after a grace period instead of hanging.
         await collector.wait_for_pipes(DRAIN_GRACE_S)
+        await wait_for_group_gone(transport.get_pid(), REAP_GRACE_S)
         transport.close()
     out, err = collector.streams[1], collector.streams[2]
     return CodeResult(

@@ -7,9 +7,18 @@ on CPU time, address space, processes, file size and open files, a wall-clock ti
 whole container, capped output and an allow-listed environment. The layout and the bwrap command line
 live in sandbox_layout.py.
 
-`make_code_runner` picks the runner from a probe that really starts a sandbox once per process. Where
-no sandbox works the code tool is unavailable, with a message saying what to install, unless the user
-asked for bare execution (`--unsafe-code`). A Landlock + seccomp fallback is not implemented.
+LandlockRunner is the middle layer, for machines where bubblewrap cannot run (user namespaces blocked,
+bwrap not installed): the host's file system, network and process table stay shared, so a bootstrap in
+the child confines itself before the snippet runs, with a Landlock domain (read-only system and Python
+folders, one private work folder writable), a seccomp filter (no sockets but socketpair, no ptrace, no
+leaving the process group, ...), the same rlimits and, as root, the same unprivileged uid. What each
+piece blocks, and what it cannot, is in landlock.py. Both runners go through code_runner.run_collected,
+so output caps, the timeout and the process-group kill are the same.
+
+`make_code_runner` picks the runner from a probe that really starts a sandbox once per process:
+bubblewrap when it works, else Landlock when the kernel has it and a confined snippet really runs.
+Where neither works the code tool is unavailable, with a message saying what to install, unless the
+user asked for bare execution (`--unsafe-code`).
 """
 
 from __future__ import annotations
@@ -25,11 +34,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from orchestra_tui.services import landlock as landlock_mod
 from orchestra_tui.services import sandbox_layout as layout_mod
 from orchestra_tui.services.code_runner import CodeResult, CodeRunnerError, SubprocessRunner, run_collected
 
 PROBE_TIMEOUT_S = 20.0
 INSTALL_HINT = "apt-get install bubblewrap"
+LANDLOCK_HINT = "Linux 5.13 or newer with Landlock enabled (CONFIG_SECURITY_LANDLOCK, `landlock` in lsm=)"
+# The probe's snippet fails unless the confinement really holds, not only when Python cannot start.
+PROBE_CODE = (
+    "import os, socket\n"
+    "for attempt in (socket.socket, lambda: os.listdir('/')):\n"
+    "    try:\n"
+    "        attempt()\n"
+    "    except PermissionError:\n"
+    "        continue\n"
+    "    raise SystemExit('the sandbox is not confined')\n"
+    "print('sandbox ok')\n"
+)
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 
@@ -41,8 +63,8 @@ class SandboxLimits:
     processes: int = 64  # RLIMIT_NPROC: processes and threads of the sandbox user
     file_mb: int = 16  # RLIMIT_FSIZE: largest file a process may write
     open_files: int = 256  # RLIMIT_NOFILE
-    tmp_mb: int = 64  # size of the private /tmp and of /dev/shm each (tmpfs: memory, not disk)
-    work_mb: int = 64  # size of the private work folder (tmpfs too)
+    tmp_mb: int = 64  # size of the private /tmp and of /dev/shm each (tmpfs: memory, not disk); bubblewrap only
+    work_mb: int = 64  # size of the private work folder (tmpfs too; under Landlock only as root)
     output_bytes: int = 1_000_000  # kept of stdout and of stderr each; the rest is drained and dropped
     uid: int = 65534
     gid: int = 65534
@@ -116,15 +138,7 @@ class BubblewrapRunner:
                 os.close(fd)
 
     def _environment(self) -> dict[str, str]:
-        env = {
-            "PATH": ":".join(dict.fromkeys((*self.layout.path_dirs, "/usr/local/bin", "/usr/bin", "/bin"))),
-            "LANG": "C.UTF-8",
-            "HOME": layout_mod.WORK_DIR,
-            "PYTHONIOENCODING": "utf-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        env.update(self.layout.env)
-        return env
+        return {**sandbox_environment(self.layout.path_dirs, layout_mod.WORK_DIR), **self.layout.env}
 
     async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
         with self._command(code) as (argv, fds):
@@ -133,6 +147,46 @@ class BubblewrapRunner:
             # namespace (--die-with-parent). bwrap reports a snippet killed by signal N as 128 + N.
             return await run_collected(argv, env={}, pass_fds=tuple(fds), timeout_s=timeout_s,
                                        max_output_bytes=self.limits.output_bytes, runner=self.name)
+
+
+class LandlockRunner:
+    """Runs code confined by Landlock + seccomp (+ a uid change as root); see landlock.py."""
+
+    name = "landlock"
+
+    def __init__(self, limits: SandboxLimits | None = None) -> None:
+        self.limits = limits or SandboxLimits()
+
+    @contextlib.contextmanager
+    def _command(self, code: str) -> Iterator[landlock_mod.Launch]:
+        """The bootstrap's argv, environment, work folder and fds; the folder is removed afterwards."""
+        bin_dirs = (os.path.dirname(sys.executable), os.path.join(os.path.realpath(sys.base_prefix), "bin"))
+        env = sandbox_environment(bin_dirs, "")
+        with contextlib.ExitStack() as stack:
+            try:  # only the start is an OSError of ours; the caller's errors pass through unchanged
+                launch = stack.enter_context(landlock_mod.launch(code, self.limits, env))
+            except OSError as error:
+                raise CodeRunnerError(f"the Landlock sandbox cannot start: {error.strerror or error}") from None
+            yield launch
+
+    async def run(self, code: str, *, timeout_s: float = 60) -> CodeResult:
+        with self._command(code) as launch:
+            # setsid and setpgid are refused inside, so the group kill reaches every descendant.
+            # A snippet killed by signal N exits with -N, as with the bare runner.
+            return await run_collected(launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds,
+                                       timeout_s=timeout_s, max_output_bytes=self.limits.output_bytes,
+                                       runner=self.name)
+
+
+def sandbox_environment(path_dirs: tuple[str, ...], home: str) -> dict[str, str]:
+    """The whole environment a sandboxed snippet gets (the Landlock runner sets HOME and TMPDIR itself)."""
+    return {
+        "PATH": ":".join(dict.fromkeys((*path_dirs, "/usr/local/bin", "/usr/bin", "/bin"))),
+        "LANG": "C.UTF-8",
+        "HOME": home,
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 class UnsandboxedRunner(SubprocessRunner):
@@ -150,7 +204,8 @@ class UnavailableRunner:
         self.reason = reason
         self.message = (
             f"Python code was not run: no sandbox is available ({reason}). "
-            f"Install bubblewrap 0.8 or newer (`{INSTALL_HINT}`) to run it sandboxed, or start with --unsafe-code "
+            f"Install bubblewrap 0.8 or newer (`{INSTALL_HINT}`) to run it sandboxed, or, where user namespaces "
+            f"are blocked, use a kernel with Landlock ({LANDLOCK_HINT}); or start with --unsafe-code "
             "to run it bare on this machine, as this user, with no sandbox."
         )
 
@@ -165,7 +220,8 @@ class SandboxProbe:
 
 
 def probe_sandbox(bwrap: str | None = None) -> SandboxProbe:
-    """Start one real sandbox (with the runner's own command line) and report whether it worked.
+    """Start one real sandbox (with the runner's own command line) and report which kind works:
+    bubblewrap first, else Landlock, else none.
 
     The result is cached per bwrap path for the life of the process.
     """
@@ -174,6 +230,16 @@ def probe_sandbox(bwrap: str | None = None) -> SandboxProbe:
 
 @functools.lru_cache(maxsize=None)
 def _probe(bwrap: str) -> SandboxProbe:
+    bubblewrap = _probe_bubblewrap(bwrap)
+    if bubblewrap.kind == "bubblewrap":
+        return bubblewrap
+    fallback = _probe_landlock()
+    if fallback.kind == "landlock":
+        return SandboxProbe("landlock", f"{fallback.detail}; bubblewrap not usable: {bubblewrap.detail}")
+    return SandboxProbe("none", f"{bubblewrap.detail}; {fallback.detail}")
+
+
+def _probe_bubblewrap(bwrap: str) -> SandboxProbe:
     if not bwrap:
         return SandboxProbe("none", "bwrap is not installed")
     runner = BubblewrapRunner(bwrap=bwrap)
@@ -185,23 +251,50 @@ def _probe(bwrap: str) -> SandboxProbe:
     except (OSError, subprocess.SubprocessError) as error:
         return SandboxProbe("none", f"{bwrap} could not be run: {error}")
     if done.returncode != 0 or done.stdout != b"sandbox ok\n":
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        why = lines[-1] if lines else f"exit status {done.returncode}"
-        return SandboxProbe("none", f"bubblewrap failed: {why}")
+        return SandboxProbe("none", f"bubblewrap failed: {_last_line(done)}")
     user = "as root, switching to uid" if os.geteuid() == 0 else "user namespace, uid"
     return SandboxProbe("bubblewrap", f"{bwrap} works ({user} {runner.limits.uid}, no network)")
 
 
+@functools.lru_cache(maxsize=None)
+def _probe_landlock() -> SandboxProbe:
+    try:
+        abi = landlock_mod.abi_version()
+    except OSError as error:
+        return SandboxProbe("none", f"the kernel lacks Landlock ({error.strerror}); it needs {LANDLOCK_HINT}")
+    runner = LandlockRunner()
+    try:
+        with runner._command(PROBE_CODE) as launch:
+            done = subprocess.run(launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds,
+                                  capture_output=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except CodeRunnerError as error:
+        return SandboxProbe("none", str(error))
+    except (OSError, subprocess.SubprocessError) as error:
+        return SandboxProbe("none", f"Landlock could not be used: {error}")
+    if done.returncode != 0 or done.stdout != b"sandbox ok\n":
+        return SandboxProbe("none", f"Landlock confinement failed: {_last_line(done)}")
+    user = f"switching to uid {runner.limits.uid}" if os.geteuid() == 0 else f"as uid {os.getuid()}"
+    return SandboxProbe("landlock", f"Landlock ABI {abi} + seccomp work ({user}, no network)")
+
+
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
 def make_code_runner(
     unsafe: bool = False, *, limits: SandboxLimits | None = None, probe: SandboxProbe | None = None
-) -> BubblewrapRunner | UnsandboxedRunner | UnavailableRunner:
-    """The sandbox when it works; otherwise the bare runner if `unsafe`, else an UnavailableRunner.
+) -> BubblewrapRunner | LandlockRunner | UnsandboxedRunner | UnavailableRunner:
+    """The sandbox that works (bubblewrap, else Landlock); otherwise the bare runner if `unsafe`, else an
+    UnavailableRunner.
 
     `unsafe` only allows the fallback: a working sandbox is used either way.
     """
     probe = probe or probe_sandbox()
     if probe.kind == "bubblewrap":
         return BubblewrapRunner(limits)
+    if probe.kind == "landlock":
+        return LandlockRunner(limits)
     if unsafe:
         return UnsandboxedRunner()
     return UnavailableRunner(probe.detail)
