@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -139,9 +140,10 @@ async def _prompt(args: argparse.Namespace) -> int:
                 raise UsageError(f'--code: item {i} must be an object with string "code" and "output"')
             evidence.add_code(item["code"], item["output"])
     tokenizer = _tokenizer(args.tokenizer)
-    context = await policy_context(tokenizer, args.problem, evidence, args.variant, PolicyLimits.for_variant(args.variant))
-    tools = offered_tools(load_tools(), have_documents=bool(evidence.documents), one_search=args.variant == "frames")
-    messages = prompts.orchestrator_messages(args.problem, context.text, args.variant)
+    variant = args.variant or DEFAULT_VARIANT  # --variant may come before or after `prompt`
+    context = await policy_context(tokenizer, args.problem, evidence, variant, PolicyLimits.for_variant(variant))
+    tools = offered_tools(load_tools(), have_documents=bool(evidence.documents), one_search=variant == "frames")
+    messages = prompts.orchestrator_messages(args.problem, context.text, variant)
     print(json.dumps({"messages": messages, "tools": tools}, ensure_ascii=False, indent=2))
     return 0
 
@@ -193,18 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="answer one question headless")
     run.add_argument("question")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    add_engine_flags(run)
+    add_engine_flags(run, inherit=True)
     run.set_defaults(handler=_run, is_async=True)
 
     chat = sub.add_parser("chat", help="chat with the policy and your own function tools (one turn per stdin line)")
     chat.add_argument("--functions", required=True, help="a TOML file declaring the tools (docs/FUNCTION_TOOLS.md)")
-    chat.add_argument("--catalog", help="a shipped catalog name or a catalog TOML file")
-    chat.add_argument("--profile", help="preference profile (default: default_profile in config.toml)")
-    chat.add_argument("--model", help="a GGUF file to play the policy in-process (llama.cpp)")
-    chat.add_argument("--base-url", help="an OpenAI-compatible server for the policy")
-    chat.add_argument("--model-name", help="the model name to request from --base-url")
-    chat.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
-    chat.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
+    chat.add_argument("--catalog", default=argparse.SUPPRESS, help="a shipped catalog name or a catalog TOML file")
+    chat.add_argument("--profile", default=argparse.SUPPRESS, help="preference profile (default: default_profile in config.toml)")
+    chat.add_argument("--model", default=argparse.SUPPRESS, help="a GGUF file to play the policy in-process (llama.cpp)")
+    chat.add_argument("--base-url", default=argparse.SUPPRESS, help="an OpenAI-compatible server for the policy")
+    chat.add_argument("--model-name", default=argparse.SUPPRESS, help="the model name to request from --base-url")
+    chat.add_argument("--api-key-env", default=argparse.SUPPRESS, help="the environment variable holding the --base-url API key")
+    chat.add_argument("--trajectory", default=argparse.SUPPRESS, help="write the trajectory here instead of the state folder")
     chat.add_argument("--no-expert", action="store_true", help="do not offer call_expert")
     chat.add_argument("--max-steps", type=int, default=10, help="policy replies per turn at most (default 10)")
     chat.add_argument("--unsafe-commands", action="store_true",
@@ -215,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("--problem", required=True)
     prompt.add_argument("--docs", help="a JSON file: a list of document strings")
     prompt.add_argument("--code", help='a JSON file: a list of {"code", "output"} objects')
-    prompt.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT)
+    prompt.add_argument("--variant", choices=VARIANTS, default=argparse.SUPPRESS,
+                        help=f"orchestra prompt wording (default: {DEFAULT_VARIANT})")
     prompt.add_argument("--tokenizer", help="a GGUF file or tokenizer folder (default: the embedded model's)")
     prompt.set_defaults(handler=_prompt, is_async=True)
 
@@ -243,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     fork.add_argument("file")
     fork.add_argument("--at", type=int, required=True, help="the last recorded round to keep")
     fork.add_argument("--episode", type=int, help="which episode of the file (1-based; default: the last)")
-    add_engine_flags(fork)
+    add_engine_flags(fork, inherit=True)
     fork.set_defaults(handler=saved.fork, is_async=True)
 
     diff = sub.add_parser("diff", help="where two runs diverge, and their tools, cost and latency side by side")
@@ -262,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Test and benchmark only: every backend becomes a scripted stand-in answering after this many seconds.
     evaluate.add_argument("--scripted-latency", type=float, help=argparse.SUPPRESS)
-    add_engine_flags(evaluate)
+    add_engine_flags(evaluate, inherit=True)
     evaluate.set_defaults(handler=saved.evaluate, is_async=True)
 
     serve = sub.add_parser("serve", help="launch a model server (vLLM or llama.cpp) and keep it running")
@@ -303,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     catalog = sub.add_parser("catalog", help="tool catalogs")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     show = catalog_sub.add_parser("show", help="which backend and model play each alias")
-    show.add_argument("--catalog", default="embedded")
+    show.add_argument("--catalog", default=argparse.SUPPRESS, help="a shipped catalog name or a catalog TOML "
+                      "file (default: embedded)")
     show.add_argument("--no-probe", action="store_true", help="only check API keys, do not contact endpoints")
     show.set_defaults(handler=fleet.catalog_show, is_async=False)
     return parser
@@ -331,3 +335,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("orchestra-tui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `orchestra-tui … | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -72,7 +72,7 @@ def catalog_show(args: argparse.Namespace) -> int:
     from orchestra_tui.core.availability import alias_problems, backend_problems
     from orchestra_tui.core.catalog import load_catalog
 
-    catalog = load_catalog(args.catalog)
+    catalog = load_catalog(args.catalog or "embedded")
     problems = asyncio.run(backend_problems(catalog, probe=not args.no_probe))
     unavailable = alias_problems(catalog, problems)
     print(f"catalog {catalog.name} ({catalog.path.name}): {catalog.description}")

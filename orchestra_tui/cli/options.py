@@ -57,19 +57,29 @@ def session_options(args: argparse.Namespace) -> Any:
     )
 
 
-def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--catalog", help="a shipped catalog name or a catalog TOML file (default: the profile's, "
-                   "else embedded)")
-    p.add_argument("--variant", choices=VARIANTS, help=f"orchestra prompt wording (default: {DEFAULT_VARIANT})")
-    p.add_argument("--profile", help="preference profile (default: default_profile in config.toml)")
-    p.add_argument("--max-cost", help="USD per question at most (on top of the profile's budget)")
-    p.add_argument("--max-rounds", type=int, default=50)
-    p.add_argument("--model", help="a GGUF file to play the policy in-process (llama.cpp)")
-    p.add_argument("--base-url", help="an OpenAI-compatible server for the policy (vLLM, llama.cpp server)")
-    p.add_argument("--model-name", help="the model name to request from --base-url")
-    p.add_argument("--api-key-env", help="the environment variable holding the --base-url API key")
-    p.add_argument("--trajectory", help="write the trajectory here instead of the state folder")
-    p.add_argument("--repair-tool-calls", action="store_true",
+def add_engine_flags(p: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    """The engine flags, on the top-level parser and on each engine subcommand. `inherit` (subcommands):
+    a flag not given after the subcommand keeps what was given before its name (`orchestra-tui --profile
+    cheap run …`) instead of being reset to the default by the subcommand's parser."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if inherit else value
+
+    p.add_argument("--catalog", default=default(None),
+                   help="a shipped catalog name or a catalog TOML file (default: the profile's, else embedded)")
+    p.add_argument("--variant", choices=VARIANTS, default=default(None),
+                   help=f"orchestra prompt wording (default: {DEFAULT_VARIANT})")
+    p.add_argument("--profile", default=default(None), help="preference profile (default: default_profile in config.toml)")
+    p.add_argument("--max-cost", default=default(None), help="USD per question at most (on top of the profile's budget)")
+    p.add_argument("--max-rounds", type=int, default=default(50))
+    p.add_argument("--model", default=default(None), help="a GGUF file to play the policy in-process (llama.cpp)")
+    p.add_argument("--base-url", default=default(None),
+                   help="an OpenAI-compatible server for the policy (vLLM, llama.cpp server)")
+    p.add_argument("--model-name", default=default(None), help="the model name to request from --base-url")
+    p.add_argument("--api-key-env", default=default(None),
+                   help="the environment variable holding the --base-url API key")
+    p.add_argument("--trajectory", default=default(None), help="write the trajectory here instead of the state folder")
+    p.add_argument("--repair-tool-calls", action="store_true", default=default(False),
                    help="repair malformed tool calls (flagged in the trajectory; off = the reference's handling)")
-    p.add_argument("--unsafe-code", action="store_true",
+    p.add_argument("--unsafe-code", action="store_true", default=default(False),
                    help="run model-written code WITHOUT a sandbox when bubblewrap is unavailable")
