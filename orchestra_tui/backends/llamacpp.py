@@ -2,10 +2,7 @@
 
 The prompt is rendered with the GGUF's own chat template (metadata `tokenizer.chat_template`), in a Jinja
 environment that behaves like Hugging Face's (`tojson` keeps key order and non-ASCII), so a Qwen3 GGUF
-renders the same prompt vLLM would. Templates that never mention `tools` (SmolLM2's, for one) get the Qwen3
-tool section appended to the system message instead (`hermes.tools_system_preamble`), and OpenAI-style
-tool traffic in the history is rewritten into `<tool_call>` / `<tool_response>` text turns, so small
-stand-in models still see the format the policy was trained on.
+renders the same prompt vLLM would (`llamacpp_text.py`, with the tokenizer).
 
 One `Llama` per (file, n_ctx, n_gpu_layers) is shared by the whole process, because the policy and the
 experts often run the same GGUF and each instance holds its own weights and KV cache. A `Llama` is not
@@ -23,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import codecs
-import ctypes
 import os
 import random
 import threading
@@ -34,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from .base import BackendError, ChatResult, Sampling, TextDelta, Usage
-from .hermes import hermes_messages, parse_tool_calls, with_tools_in_system
+from .hermes import parse_tool_calls
 from .kv_swap import DEFAULT_KV_SWAP_BYTES, KvSwap, common_prefix, take_turn
+from .llamacpp_text import ChatTemplate, LlamaCppTokenizer, token_piece
 
 # Sampling knobs a caller may pass through `Sampling.extra`; anything else has no meaning in process.
 _EXTRA_SAMPLING = ("min_p", "typical_p", "repeat_penalty", "frequency_penalty", "presence_penalty")
@@ -95,7 +92,7 @@ def _load_llama(
         return shared
 
 
-def _load_vocab(path: str) -> Any:
+def load_vocab(path: str) -> Any:
     """A vocabulary-only `Llama` (no weights in memory): enough for tokenizing and the chat template."""
     key = str(Path(path).resolve())
     with _registry_lock:
@@ -107,82 +104,6 @@ def _load_vocab(path: str) -> Any:
                 raise BackendError(f"GGUF file not found: {Path(path).name}")
             vocab = _vocabs[key] = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
         return vocab
-
-
-def _token_piece(llama: Any, token: int, special: bool = False) -> bytes:
-    """Bytes of one token. llama-cpp-python's own helper assumes pieces fit in 32 bytes; some do not."""
-    import llama_cpp
-
-    vocab = llama._model.vocab
-    size = 64
-    while True:
-        buffer = ctypes.create_string_buffer(size)
-        n = llama_cpp.llama_token_to_piece(vocab, llama_cpp.llama_token(token), buffer, size, 0, special)
-        if n >= 0:
-            return buffer.raw[:n]
-        size = -n  # a negative result is the size the piece needs
-
-
-class LlamaCppTokenizer:
-    """Tokenizer of a GGUF: `encode` without BOS or special-token parsing, `decode_each` token by token.
-
-    Per-token decoding mirrors the reference's `batch_decode(ids)`: a character split over several tokens
-    decodes to replacement characters, and control tokens decode to nothing.
-    """
-
-    def __init__(self, llama_source: Callable[[], Any]) -> None:
-        self._source = llama_source
-
-    @classmethod
-    def from_gguf(cls, path: str | Path) -> LlamaCppTokenizer:
-        """Load only the vocabulary of a GGUF (cheap); used by golden prompt tests."""
-        vocab = _load_vocab(str(path))
-        return cls(lambda: vocab)
-
-    # No lock: tokenizing reads only the vocabulary, never the context a running generation is using.
-    def encode_sync(self, text: str) -> list[int]:
-        return list(self._source().tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-    def decode_each_sync(self, ids: list[int]) -> list[str]:
-        llama = self._source()
-        return [_token_piece(llama, int(i)).decode("utf-8", errors="replace") for i in ids]
-
-    async def encode(self, text: str) -> list[int]:
-        return await asyncio.to_thread(self.encode_sync, text)
-
-    async def decode_each(self, ids: list[int]) -> list[str]:
-        return await asyncio.to_thread(self.decode_each_sync, ids)
-
-
-class _Template:
-    """The GGUF's chat template, rendered as Hugging Face renders it."""
-
-    def __init__(self, llama: Any) -> None:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        text = llama.metadata.get("tokenizer.chat_template")
-        if not text:
-            raise BackendError("this GGUF carries no chat template (metadata tokenizer.chat_template)")
-        model = llama._model
-        bos, eos = llama.token_bos(), llama.token_eos()
-        self.knows_tools = "tools" in text
-        self._formatter = Jinja2ChatFormatter(
-            template=text,
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            add_generation_prompt=True,
-        )
-
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
-        if tools and not self.knows_tools:
-            messages = with_tools_in_system(hermes_messages(messages), tools)
-            tools = None
-        elif not self.knows_tools:
-            messages = hermes_messages(messages)
-        try:
-            return self._formatter(messages=messages, tools=tools or None).prompt
-        except Exception as exc:  # jinja raises many types; the template's own raise_exception included
-            raise BackendError(f"chat template failed: {exc}") from None
 
 
 def _reused_prefix(llama: Any, tokens: list[int]) -> int:
@@ -235,7 +156,7 @@ class LlamaCppBackend:
         # A fixed seed makes a sequence of calls reproducible without making every call identical.
         self._seeds = random.Random(seed) if seed is not None else random.SystemRandom()
         self._shared: _SharedLlama | None = None
-        self._template: _Template | None = None
+        self._template: ChatTemplate | None = None
         self._tokenizer = LlamaCppTokenizer(lambda: self._loaded().llama)
 
     def __repr__(self) -> str:
@@ -253,9 +174,9 @@ class LlamaCppBackend:
             )
         return self._shared
 
-    def _chat_template(self) -> _Template:
+    def _chat_template(self) -> ChatTemplate:
         if self._template is None:
-            self._template = _Template(self._loaded().llama)
+            self._template = ChatTemplate(self._loaded().llama)
         return self._template
 
     @property
@@ -376,7 +297,7 @@ class LlamaCppBackend:
                     if llama_cpp.llama_vocab_is_eog(llama._model.vocab, token):
                         finish_reason = "stop"
                         break
-                    text = decoder.decode(_token_piece(llama, token))
+                    text = decoder.decode(token_piece(llama, token))
                     if text:
                         pieces.append(text)
                         emit("text", text)
