@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 
 import pytest
+
+from loopback_http import serve_get
 
 from orchestra_tui.core.availability import endpoint_problem, key_problem
 
 
 @pytest.fixture
 def live_url():
-    class Models(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            body = b'{"data": []}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Models)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serve_get(lambda request: (200, b'{"data": []}')) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -38,6 +37,8 @@ from tenacity import (
     stop_any,
     wait_random_exponential,
 )
+
+from orchestra_tui.keys import read_key
 
 from .base import BackendError
 
@@ -138,14 +139,14 @@ class HttpSession:
     def _api_key(self) -> str | None:
         if not self.api_key_env:
             return None
-        key = os.environ.get(self.api_key_env)
+        key = read_key(self.api_key_env)
         if not key:
             raise BackendError(f"{self.label}: environment variable {self.api_key_env} is not set")
         return key
 
     def scrub(self, text: str) -> str:
         """Remove anything key-like from text that came from a server before it is shown."""
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        key = read_key(self.api_key_env) if self.api_key_env else None
         if key and len(key) >= 4:
             text = text.replace(key, "***")
         return _SECRET_LIKE.sub("***", text)

@@ -7,13 +7,13 @@ what the policy sees and the reason is shown to the user. Never a crash.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from orchestra_tui.core.catalog import Catalog
+from orchestra_tui.keys import KEYS
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -50,7 +50,7 @@ async def backend_problems(
     catalog: Catalog, *, env: Mapping[str, str] | None = None, probe: bool = True, skip: set[str] | None = None
 ) -> dict[str, str]:
     """Backend name → why it cannot be used. `skip` names backends already built (injected or local)."""
-    env = os.environ if env is None else env
+    env = KEYS if env is None else env
     problems: dict[str, str] = {}
     to_probe: list[str] = []
     for name, spec in catalog.backends.items():

@@ -40,6 +40,7 @@ import jsonschema
 from orchestra_tui.core.function_tools import (
     PLACEHOLDER, CommandExecutor, FunctionTool, HttpExecutor, PythonExecutor, one_line,
 )
+from orchestra_tui.keys import KEYS
 from orchestra_tui.services.code_runner import DRAIN_GRACE_S, PASSED_ENV, OutputCollector, kill_group
 from orchestra_tui.services.sandbox import INSTALL_HINT, BubblewrapRunner, SandboxLimits, SandboxProbe, probe_sandbox
 from orchestra_tui.services.sandbox_layout import SYSTEM_DIRS
@@ -73,7 +74,7 @@ class FunctionRunner:
 
     def __init__(self, *, commands: CommandRunner | None = None, env: Mapping[str, str] | None = None) -> None:
         self.commands = commands or CommandRunner()
-        self.env = os.environ if env is None else env
+        self.env = KEYS if env is None else env
 
     async def call(self, tool: FunctionTool, raw_arguments: str) -> CallResult:
         started = time.monotonic()

@@ -9,7 +9,6 @@ Every event is written to the trajectory before the consumer sees it.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from decimal import Decimal
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +32,7 @@ from orchestra_tui.core.fork import Resume
 from orchestra_tui.core.ledger import Ledger, PriceBook
 from orchestra_tui.core.toolset import load_tools, tools_hash
 from orchestra_tui.core.trajectory import TrajectoryWriter, new_trajectory_path
+from orchestra_tui.keys import KEYS
 from orchestra_tui.paths import trajectories_dir
 
 
@@ -126,7 +126,7 @@ class Session:
         """(alias, reason) for every alias that cannot be used. Before the first question only missing
         keys are known (no network); endpoints are probed when the first question starts."""
         if self._unavailable is None:
-            problems = {n: p for n, s in self.catalog.backends.items() if (p := key_problem(s, os.environ))}
+            problems = {n: p for n, s in self.catalog.backends.items() if (p := key_problem(s, KEYS))}
             return sorted(alias_problems(self.catalog, problems).items())
         return sorted(self._unavailable.items())
 

@@ -18,6 +18,8 @@ import httpx
 import numpy as np
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from orchestra_tui.keys import read_key
+
 from .embedders import EmbedderError
 
 GgufPooling = Literal["mean", "last", "cls", "model"]
@@ -100,7 +102,7 @@ class OpenAIEmbedder:
     def _headers(self) -> dict[str, str]:
         if not self.api_key_env:
             return {}
-        key = os.environ.get(self.api_key_env)
+        key = read_key(self.api_key_env)
         if not key:
             raise EmbedderError(f"embedder {self.name}: environment variable {self.api_key_env} is not set")
         return {"Authorization": f"Bearer {key}"}

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 import socket
 import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestra_tui.backends.http_session import HttpSession
+from orchestra_tui.keys import read_key
 
 from .retrieval import LocalIndex
 
@@ -115,7 +115,7 @@ def serve_index(
 
     api_key = None
     if api_key_env:
-        api_key = os.environ.get(api_key_env)
+        api_key = read_key(api_key_env)
         if not api_key:
             raise RetrievalServiceError(f"environment variable {api_key_env} is not set")
     index = LocalIndex.load(index_dir)

@@ -12,10 +12,11 @@ URLs are not billed), and the local retriever's own price key when it ran.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
+
+from orchestra_tui.keys import read_key
 
 TAVILY_KEY_ENV = "TAVILY_API_KEY"
 UNAVAILABLE = "web search unavailable: TAVILY_API_KEY is not set"
@@ -32,11 +33,11 @@ class WebSearchError(RuntimeError):
 
 def web_search_unavailable_reason() -> str | None:
     """Why web search cannot run right now, or None when it can (for `catalog show`)."""
-    return None if os.environ.get(TAVILY_KEY_ENV) else UNAVAILABLE
+    return None if read_key(TAVILY_KEY_ENV) else UNAVAILABLE
 
 
 def _api_key() -> str:
-    key = os.environ.get(TAVILY_KEY_ENV)
+    key = read_key(TAVILY_KEY_ENV)
     if not key:
         raise WebSearchUnavailable(UNAVAILABLE)
     return key
