@@ -22,6 +22,7 @@ from orchestra_tui.core.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from orchestra_tui.core.ledger import usd_label
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -30,7 +31,7 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def _money(value: str | None) -> str:
-    return "unpriced" if value is None else f"${Decimal(value):.6f}"
+    return "unpriced" if value is None else usd_label(Decimal(value))
 
 
 def _prompt_reuse(usage: dict) -> str:

@@ -125,8 +125,8 @@ def recompute(folder: Path) -> dict:
     return {
         "finished": finished, "right": right, "wrong": wrong, "unjudged": unjudged,
         "accuracy": right / finished if finished else None,
-        "cost_mean_usd": str(sum(costs) / len(costs)) if costs else None,
-        "cost_median_usd": str(statistics.median(costs)) if costs else None,
+        "cost_mean_usd": format(sum(costs) / len(costs), "f") if costs else None,
+        "cost_median_usd": format(statistics.median(costs), "f") if costs else None,
         "unpriced": finished - len(costs),
         "latency_mean_s": pytest.approx(sum(latencies) / finished) if finished else None,
         "latency_median_s": pytest.approx(statistics.median(latencies)) if finished else None,

@@ -47,3 +47,14 @@ def test_overrides_and_bad_prices():
         prices.merge({"models": {"m": {"input_per_million": "lots", "output_per_million": 1}}}, origin="x.toml")
     with pytest.raises(PriceError, match="must be a finite amount >= 0"):
         prices.merge({"services": {"s": {"per_call": -1}}}, origin="x.toml")
+
+
+def test_amounts_are_fixed_point_in_events_and_never_read_as_free():
+    from orchestra_tui.core.ledger import usd_label, usd_text
+
+    ledger = Ledger(book())
+    tiny = ledger.charge_service(call_id="4", round=1, kind="code", service="code", seconds=0.031, profile="p")
+    assert tiny.cost_usd == "0.0000002573"  # str(Decimal) would give "2.573E-7"
+    assert usd_text(Decimal("1E+1")) == "10" and usd_text(None) is None
+    assert usd_label(Decimal(tiny.cost_usd)) == "$0.000000257"  # not "$0.000000"
+    assert usd_label(Decimal("0")) == "$0" and usd_label(Decimal("12.5")) == "$12.50"

@@ -39,7 +39,7 @@ from orchestra_tui.core.events import (
 )
 from orchestra_tui.core.function_runner import CommandRunner, FunctionRunner
 from orchestra_tui.core.function_tools import FunctionToolSet
-from orchestra_tui.core.ledger import Ledger, PriceBook
+from orchestra_tui.core.ledger import Ledger, PriceBook, usd_text
 from orchestra_tui.core.profiles import default_profile_name, find_profile
 from orchestra_tui.core.trajectory import TrajectoryWriter, new_trajectory_path
 from orchestra_tui.paths import trajectories_dir
@@ -198,7 +198,7 @@ class Conversation:
     def _ended(self, state: _Turn, status: str, message: str | None, error: str | None = None) -> TurnEnded:
         cost = self.ledger.totals(self.ledger.entries[state.first_entry:]).known_cost
         return TurnEnded(turn=state.number, status=status, message=message, steps=state.steps, calls=state.calls,
-                         cost_usd=None if cost is None else str(cost), latency_s=time.monotonic() - state.started,
+                         cost_usd=usd_text(cost), latency_s=time.monotonic() - state.started,
                          error=error)
 
     def _add(self, turn: int, message: dict[str, Any], **extra: Any) -> ConversationMessage:

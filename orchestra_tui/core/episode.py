@@ -39,7 +39,7 @@ from orchestra_tui.core.events import (
     ToolCallStarted,
 )
 from orchestra_tui.core.experts import CallScope, Experts, ToolOutcome
-from orchestra_tui.core.ledger import Ledger
+from orchestra_tui.core.ledger import Ledger, usd_text
 from orchestra_tui.core.prompts import Variant
 from orchestra_tui.core.steering import Steering, allowed_by_tool, cost_of
 from orchestra_tui.core.tool_descriptions import alias_prices, regenerate_tools
@@ -128,7 +128,7 @@ class Episode:
             status=status,
             answer=self.answer,
             rounds=self.rounds,
-            cost_usd=None if cost is None else str(cost),
+            cost_usd=usd_text(cost),
             latency_s=time.monotonic() - self._started,
             error=error,
         )

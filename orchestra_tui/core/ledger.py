@@ -116,6 +116,24 @@ class Totals:
         return None if self.unpriced else self.cost_usd
 
 
+def usd_label(amount: Decimal) -> str:
+    """An amount for people (the TUI, the console, eval tables): cents above a dollar, else three
+    significant digits — a policy round often costs a hundredth of a cent, a second of code far less, and
+    neither may round to a free-looking $0.000000."""
+    if amount == 0:
+        return "$0"
+    if abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    decimals = min(max(4, 2 - amount.adjusted()), 12)
+    return f"${amount:.{decimals}f}"
+
+
+def usd_text(amount: Decimal | None) -> str | None:
+    """An amount as events and JSON carry it: fixed-point ("0.0000002573", never "2.573E-7"), every digit
+    kept; None (unpriced) stays None."""
+    return None if amount is None else format(amount, "f")
+
+
 class Ledger:
     """Charges calls against the price book and keeps every entry (as `Charged` events)."""
 
@@ -124,7 +142,7 @@ class Ledger:
         self.entries: list[Charged] = []
 
     def _record(self, cost: Decimal | None, source: str | None, **fields: Any) -> Charged:
-        entry = Charged(cost_usd=None if cost is None else str(cost), price_source=source or UNPRICED, **fields)
+        entry = Charged(cost_usd=usd_text(cost), price_source=source or UNPRICED, **fields)
         self.entries.append(entry)
         return entry
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from orchestra_tui.core.ledger import usd_label, usd_text
 from orchestra_tui.eval.runner import ProfileRun, Question, file_state
 
 
@@ -40,7 +41,7 @@ class ProfileSummary:
     judge_cost_usd: Decimal = Decimal(0)  # what the LLM judge cost (not part of the episodes' cost)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        return {k: (usd_text(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
 
 
 def summarize(profile: str, folder_paths: list[Path]) -> ProfileSummary:
@@ -95,7 +96,7 @@ def _percent(value: float | None) -> str:
 
 
 def _usd(value: Decimal | None) -> str:
-    return "—" if value is None else f"${value:.6f}"
+    return "—" if value is None else usd_label(value)
 
 
 def _seconds(value: float | None) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from orchestra_tui.core.ledger import usd_label as usd  # one owner of money, the ledger
+
 
 def parse_usd(value: object) -> Decimal | None:
     """A charge's `cost_usd` as a Decimal, or None when the call is unpriced (or the amount is unreadable)."""
@@ -17,17 +19,6 @@ def parse_usd(value: object) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return amount if amount.is_finite() else None
-
-
-def usd(amount: Decimal) -> str:
-    """Cents above a dollar, else three significant digits: a policy round often costs a hundredth of a cent,
-    a second of code far less, and neither may round to a free-looking $0.000000."""
-    if amount == 0:
-        return "$0"
-    if abs(amount) >= 1:
-        return f"${amount:,.2f}"
-    decimals = min(max(4, 2 - amount.adjusted()), 12)
-    return f"${amount:.{decimals}f}"
 
 
 def cost_label(amount: Decimal, priced: int, unpriced: int) -> str:
