@@ -3,7 +3,6 @@ the whole account for `replay --print`). Live and replayed events print the same
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TextIO
 
 from orchestra_tui.core.events import (
@@ -22,7 +21,7 @@ from orchestra_tui.core.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from orchestra_tui.core.ledger import usd_label
+from orchestra_tui.core.ledger import parse_usd, usd_label
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -31,13 +30,14 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def _money(value: str | None) -> str:
-    return "unpriced" if value is None else usd_label(Decimal(value))
+    amount = parse_usd(value)
+    return "unpriced" if amount is None else usd_label(amount)
 
 
-def _prompt_reuse(usage: dict) -> str:
+def _prompt_reuse(event: PolicyOutput) -> str:
     """", prompt 1879 tokens, 1878 reused" when the backend reported its prefix cache; "" otherwise."""
-    prompt, cached = usage.get("prompt_tokens"), usage.get("cached_tokens")
-    if not isinstance(prompt, int) or not isinstance(cached, int):
+    prompt, cached = event.usage.get("prompt_tokens"), event.cached_tokens
+    if not isinstance(prompt, int) or cached is None:
         return ""
     return f", prompt {prompt} tokens, {cached} reused"
 
@@ -52,7 +52,7 @@ def describe(event: Event) -> str | None:
             return f"round {event.round}: context {event.context_tokens} tokens; tools offered: {names}"
         case PolicyOutput():
             calls = "; ".join(f"{c['name']} {c['arguments']}" for c in event.tool_calls) or "no call"
-            return f"  policy ({event.seconds:.1f}s{_prompt_reuse(event.usage)}): {_short(calls)}"
+            return f"  policy ({event.seconds:.1f}s{_prompt_reuse(event)}): {_short(calls)}"
         case RoundRejected():
             return f"  round {event.round} rejected ({event.reason}): {_short(event.detail)}"
         case ToolCallStarted():

@@ -122,6 +122,12 @@ class PolicyOutput(Event):
     seconds: float
     repaired: str | None = None  # what the optional repair changed to get `tool_calls`; None: the model's own
 
+    @property
+    def cached_tokens(self) -> int | None:
+        """Prompt tokens the backend served from its prefix cache; None when it did not say."""
+        cached = self.usage.get("cached_tokens")
+        return cached if isinstance(cached, int) else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class RoundRejected(Event):

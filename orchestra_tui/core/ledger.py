@@ -116,6 +116,17 @@ class Totals:
         return None if self.unpriced else self.cost_usd
 
 
+def parse_usd(value: object) -> Decimal | None:
+    """A charge's `cost_usd` as a Decimal, or None when the call is unpriced (or the amount is unreadable)."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
 def usd_label(amount: Decimal) -> str:
     """An amount for people (the TUI, the console, eval tables): cents above a dollar, else three
     significant digits — a policy round often costs a hundredth of a cent, a second of code far less, and

@@ -52,8 +52,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestra_tui.services import sandbox_layout as layout_mod
+
+if TYPE_CHECKING:  # sandbox.py imports this module; the limits type is only named here
+    from orchestra_tui.services.sandbox import SandboxLimits
 
 SYS_LANDLOCK_CREATE_RULESET = 444  # the same on x86_64 and aarch64
 FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
@@ -217,7 +221,7 @@ class Launch:
 
 
 @contextlib.contextmanager
-def launch(code: str, limits: object, env: dict[str, str]) -> Iterator[Launch]:
+def launch(code: str, limits: SandboxLimits, env: dict[str, str]) -> Iterator[Launch]:
     """The bootstrap's command line for one snippet; the work folder is removed afterwards."""
     abi = abi_version()
     fs, net, scopes = handled_rights(abi)
@@ -225,7 +229,7 @@ def launch(code: str, limits: object, env: dict[str, str]) -> Iterator[Launch]:
     if not as_root and not scopes & SCOPE_SIGNAL:
         raise OSError(errno.ENOTSUP, f"Landlock ABI {abi} cannot keep signals from this user's processes "
                                      "and, not being root, the sandbox cannot switch uid (ABI 6 is needed)")
-    uid, gid = int(getattr(limits, "uid")), int(getattr(limits, "gid"))
+    uid, gid = limits.uid, limits.gid
     program = seccomp_program()
     work = tempfile.mkdtemp(prefix="orchestra-landlock-")
     fd = os.memfd_create("orchestra-landlock", 0)  # memfd: a tmpfs mounted on the work folder would hide a file
@@ -237,7 +241,7 @@ def launch(code: str, limits: object, env: dict[str, str]) -> Iterator[Launch]:
         rlimits = [item.split("=") for item in layout_mod.rlimit_args(limits)]
         spec = {
             "parent": os.getpid(), "work": work, "code_fd": fd, "script": layout_mod.SCRIPT_NAME,
-            "drop": [uid, gid] if as_root else None, "work_bytes": int(getattr(limits, "work_mb")) << 20,
+            "drop": [uid, gid] if as_root else None, "work_bytes": limits.work_mb << 20,
             "reveal": hidden_parents([*python_paths(), work]) if as_root else [],
             "rlimits": [[name, *map(int, value.split(":"))] for name, value in rlimits],
             "fs": fs, "net": net, "scopes": scopes, "file_rights": FILE_RIGHTS,

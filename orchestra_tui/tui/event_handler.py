@@ -76,8 +76,7 @@ def apply(state: SessionView, event: Event) -> None:
             view.content = event.content
             view.tool_calls = list(event.tool_calls)
             view.seconds = event.seconds
-            cached = event.usage.get("cached_tokens")
-            view.reused_tokens = cached if isinstance(cached, int) else None
+            view.reused_tokens = event.cached_tokens
             view.streamed.clear()
             view.version = state.seq
         case RoundRejected():

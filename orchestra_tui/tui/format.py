@@ -5,20 +5,11 @@ Money is `Decimal` end to end; a sum that misses unpriced calls says so instead 
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from orchestra_tui.core.ledger import usd_label as usd  # one owner of money, the ledger
-
-
-def parse_usd(value: object) -> Decimal | None:
-    """A charge's `cost_usd` as a Decimal, or None when the call is unpriced (or the amount is unreadable)."""
-    if value is None:
-        return None
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return amount if amount.is_finite() else None
+# Money is parsed and labelled by the ledger, its one owner; the panes reach it through these names.
+from orchestra_tui.core.ledger import parse_usd as parse_usd
+from orchestra_tui.core.ledger import usd_label as usd
 
 
 def cost_label(amount: Decimal, priced: int, unpriced: int) -> str:
